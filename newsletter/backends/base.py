@@ -1,0 +1,64 @@
+"""The backend contract, in the spirit of Django's mail backends.
+
+    with get_backend("smtp", config) as backend:      # __init__ validates settings
+        backend.open(message)                          # connect; the issue's shared parts
+        outcomes = backend.send_messages(recipients)   # one Outcome per recipient, in order
+    # close() on exit
+
+A backend never raises for one recipient's failure: it reports it in that recipient's
+Outcome. It raises BackendError only when it cannot go on at all (bad credentials, the
+service refuses every request); the send loop then stops, and what was already reported
+stays recorded.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
+    from newsletter.message import PreparedMessage, Recipient
+
+#: sent: the server/ESP accepted it. failed: refused for good (5xx, 4xx other than rate
+#: limits), with the remote answer. uncertain: the hand-off may or may not have happened
+#: (connection died after DATA / request in flight) and must not be resent silently.
+Status = Literal["sent", "failed", "uncertain"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    email: str
+    status: Status
+    detail: str = ""  # the server's or ESP's own words for failures; message id for sends
+    remote_id: str | None = None  # SMTP queue id / SendGrid X-Message-Id, when known
+
+
+class Backend(ABC):
+    """Base class. Subclasses validate their settings in __init__ (fail early, name the setting)."""
+
+    name: str = "base"
+
+    def __init__(self, config: Config, **options: object) -> None:
+        self.config = config
+        self.options = options
+        self.message: PreparedMessage | None = None
+
+    def open(self, message: PreparedMessage) -> None:
+        """Get ready to send `message` (connect, log in). Idempotent."""
+        self.message = message
+
+    @abstractmethod
+    def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        """Hand off one batch; return one Outcome per recipient, in the same order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

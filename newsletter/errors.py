@@ -1,0 +1,54 @@
+"""Errors the library raises; only the CLI turns them into exit codes and messages.
+
+A user's mistake is reported as one or more `Problem`s, each naming the file, the line
+and the field, so the editor can jump straight to it. All problems found in one pass are
+reported together rather than one per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about user input: `FILE:LINE: field.path: message`."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class NewsletterError(Exception):
+    """Base class for every error meant to be shown to the user without a traceback."""
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class InputError(NewsletterError):
+    """The user's files (issue, config, CSV, templates) have one or more problems."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class ConfigError(InputError):
+    """newsletter.toml is missing, malformed or has invalid values."""
+
+
+class SendError(NewsletterError):
+    """A send could not start or had to stop (refused, misconfigured, backend gave up)."""
+
+
+class BackendError(NewsletterError):
+    """A backend could not be built or could not hand messages off; carries the remote answer."""

@@ -1,0 +1,147 @@
+"""An issue: the editor's YAML file, validated into a plain structure templates can render.
+
+Every block type has its own fields and its own template (`blocks/<type>.mjml.j2`). All
+problems in a file are reported in one run, each as `FILE:LINE: field.path: message`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import InputError, Problem
+from newsletter.schema import Bool, Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url
+from newsletter.source import line_of, load_yaml
+
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+LANGUAGES = ("en", "fr")
+
+Image = Obj(
+    {"src": Url(schemes=("https", "http")), "alt": Str(max_len=300), "width": Int(minimum=1, maximum=1200),
+     "height": Int(minimum=1, maximum=3000), "caption": Str(max_len=300)},
+    required=("src", "alt"),
+)
+Link = Obj({"url": Url(), "label": Str(max_len=200)}, required=("url",))
+
+BLOCKS: dict[str, Obj] = {
+    "headline": Obj({"type": Str(), "kicker": Str(max_len=200), "title": Str(max_len=300), "date": Date(),
+                     "image": Image, "body": Markdown(), "link": Link},
+                    required=("title", "body")),
+    "videos": Obj({"type": Str(), "heading": Str(max_len=200),
+                   "items": ListOf(Obj({"thumbnail": Image, "caption": Str(max_len=300), "url": Url()},
+                                       required=("thumbnail", "caption", "url")), min_items=1, max_items=12)},
+                  required=("items",)),
+    "gallery": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(),
+                    "items": ListOf(Obj({"label": Str(max_len=300), "url": Url(), "image": Image},
+                                        required=("label", "url")), min_items=1, max_items=30)},
+                   required=("items",)),
+    "quotes": Obj({"type": Str(), "heading": Str(max_len=200),
+                   "items": ListOf(Obj({"text": Markdown(max_len=5000), "author": Str(max_len=200),
+                                        "role": Str(max_len=300), "date": Date(), "url": Url(),
+                                        "link_label": Str(max_len=100)},
+                                       required=("text", "author")), min_items=1, max_items=50)},
+                  required=("items",)),
+    "teasers": Obj({"type": Str(), "heading": Str(max_len=200),
+                    "items": ListOf(Obj({"title": Str(max_len=300), "image": Image,
+                                         "images": ListOf(Image, max_items=6), "excerpt": Markdown(max_len=5000),
+                                         "url": Url(), "link_label": Str(max_len=100)},
+                                        required=("title", "excerpt", "url")), min_items=1, max_items=50)},
+                   required=("items",)),
+    "section": Obj({"type": Str(), "heading": Str(max_len=300), "image": Image, "body": Markdown()},
+                   required=("body",)),
+    "buttons": Obj({"type": Str(), "items": ListOf(Obj({"label": Str(max_len=100), "url": Url(),
+                                                        "style": OneOf("primary", "secondary")},
+                                                       required=("label", "url")), min_items=1, max_items=4)},
+                   required=("items",)),
+}
+
+_LINKS = Obj({"view_in_browser": Bool(), "donate": Link, "forward": Link, "website": Link})
+_FOOTER = Obj({"text": Markdown(max_len=5000), "unsubscribe_text": Str(max_len=300)})
+_TOP: dict[str, Spec] = {
+    "subject": Str(max_len=200), "preheader": Str(max_len=300), "title": Str(max_len=300),
+    "date": Date(), "language": OneOf(*LANGUAGES), "links": _LINKS, "blocks": None,  # type: ignore[dict-item]
+    "footer": _FOOTER,
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A validated issue. `blocks` are plain dicts, each with a `type`, ready for templates."""
+
+    path: Path
+    slug: str
+    subject: str
+    preheader: str | None
+    title: str
+    date: dt.date
+    language: str | None
+    links: dict[str, Any]
+    blocks: list[dict[str, Any]]
+    footer: dict[str, Any]
+
+
+def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        chk.add(line, path, "must be a list of blocks")
+        return []
+    if not value:
+        chk.add(line, path, "needs at least one block")
+    out = []
+    for i, block in enumerate(value):
+        bpath, bline = f"{path}[{i}]", line_of(value, i)
+        if not isinstance(block, dict):
+            chk.add(bline, bpath, "must be a mapping with a 'type'")
+            continue
+        kind = block.get("type")
+        if kind is None:
+            chk.add(bline, f"{bpath}.type", f"missing (one of: {', '.join(BLOCKS)})")
+            continue
+        if kind not in BLOCKS:
+            hint = difflib.get_close_matches(str(kind), list(BLOCKS), n=1)
+            msg = f"unknown block type '{kind}'"
+            msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(BLOCKS)}"
+            chk.add(line_of(block, "type"), f"{bpath}.type", msg)
+            continue
+        checked = BLOCKS[kind](chk, block, bline, bpath)
+        if checked is not None:
+            out.append(checked)
+    return out
+
+
+_TOP["blocks"] = _blocks
+_ISSUE = Obj(_TOP, required=("subject", "date", "blocks"))
+
+
+def load_issue(path: Path, *, display: str | None = None) -> Issue:
+    """Read and validate an issue file; raise InputError listing every problem found."""
+    name = display or str(path)
+    slug = path.stem
+    data = load_yaml(path, display=name)
+    chk = Checker(name)
+    if not SLUG.fullmatch(slug):
+        chk.add(None, "", f"file name {path.name!r} cannot be an issue id: use letters, digits, '.', '-', '_'")
+    if data is None:
+        chk.add(1, "", "file is empty")
+        raise InputError(chk.problems)
+    v = _ISSUE(chk, data, 1, "")
+    if chk.problems:
+        raise InputError(chk.problems)
+    return Issue(
+        path=path, slug=slug, subject=v["subject"], preheader=v["preheader"],
+        title=v["title"] or v["subject"], date=v["date"], language=v["language"],
+        links=v["links"] or dict.fromkeys(_LINKS.fields), blocks=v["blocks"],
+        footer=v["footer"] or dict.fromkeys(_FOOTER.fields),
+    )
+
+
+def problems_of(path: Path) -> list[Problem]:
+    """All problems of an issue file, or [] if it is valid (for `check` and tests)."""
+    try:
+        load_issue(path)
+    except InputError as e:
+        return e.problems
+    return []

@@ -1,0 +1,130 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's ordinary loaders throw line numbers away; error messages naming `FILE:LINE`
+need them. We compose the node tree and build plain dicts/lists that carry the line of
+each key and item, and reject what ordinary loaders accept silently (duplicate keys,
+alias bombs, huge files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from newsletter.errors import InputError, Problem
+
+MAX_BYTES = 2 * 1024 * 1024  # an issue is text; two megabytes is already absurd
+MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+
+
+class Map(dict):
+    """A mapping that knows its own line and the line of each key."""
+
+    line: int
+    lines: dict[str, int]
+
+
+class Seq(list):
+    """A sequence that knows its own line and the line of each item."""
+
+    line: int
+    lines: list[int]
+
+
+def line_of(container: Any, key: Any = None) -> int | None:
+    """Best line for `container[key]` (or the container itself)."""
+    if key is not None:
+        if isinstance(container, Map) and key in container.lines:
+            return container.lines[key]
+        if isinstance(container, Seq) and isinstance(key, int) and 0 <= key < len(container.lines):
+            return container.lines[key]
+    return getattr(container, "line", None)
+
+
+def load_yaml(path: Path, *, display: str | None = None) -> Any:
+    """Read a YAML file into Map/Seq/scalars, raising InputError with FILE:LINE on any problem."""
+    name = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputError([Problem(name, None, "", f"file is {size:,} bytes; the limit is {MAX_BYTES:,}")])
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError([Problem(name, None, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise InputError([Problem(name, None, "", "is a directory, not a file")]) from None
+    except OSError as e:
+        raise InputError([Problem(name, None, "", f"cannot read: {e.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError([Problem(name, line, "", "not valid UTF-8 text")]) from None
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        msg = (e.problem or e.context or "malformed YAML").strip()
+        raise InputError([Problem(name, line, "", f"malformed YAML: {msg}")]) from None
+    except yaml.YAMLError as e:
+        raise InputError([Problem(name, None, "", f"malformed YAML: {e}")]) from None
+    try:
+        if node is None:
+            return None
+        problems: list[Problem] = []
+        budget = [MAX_NODES]
+        value = _convert(loader, node, name, problems, budget)
+        if problems:
+            raise InputError(problems)
+        return value
+    finally:
+        loader.dispose()
+
+
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, name: str, problems: list[Problem],
+             budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        if budget[0] == -1:
+            problems.append(Problem(name, node.start_mark.line + 1, "",
+                                    f"too many values (over {MAX_NODES:,}; aliases expanding?)"))
+        return None
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out = Map()
+        out.line = line
+        out.lines = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(name, key_node.start_mark.line + 1, "", "keys must be plain names"))
+                continue
+            key = str(key_node.value)
+            if key in out.lines:
+                problems.append(Problem(name, key_node.start_mark.line + 1, key,
+                                        f"duplicate key (first set on line {out.lines[key]})"))
+                continue
+            out.lines[key] = key_node.start_mark.line + 1
+            out[key] = _convert(loader, value_node, name, problems, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = Seq()
+        seq.line = line
+        seq.lines = []
+        for item in node.value:
+            seq.lines.append(item.start_mark.line + 1)
+            seq.append(_convert(loader, item, name, problems, budget))
+        return seq
+    try:
+        return loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as e:
+        problems.append(Problem(name, line, "", f"bad value {node.value!r}: {e}"))
+        return None

@@ -1,0 +1,58 @@
+"""Shared fixtures. Real components only: files on disk, real processes, real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+NEWSLETTER = [sys.executable, "-m", "newsletter"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the example project (config, issues, subscribers) in a temp folder, as cwd."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    shutil.copytree(REPO / "issues", root / "issues")
+    if (REPO / "subscribers.example.csv").exists():
+        shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.example.csv")
+    monkeypatch.chdir(root)
+    return root
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `newsletter ARGS` as a real process; never raises on a non-zero exit."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(NEWSLETTER + args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright. Skipped only outside CI when it is absent."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian chromium (/usr/bin/chromium)")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
