@@ -1,0 +1,72 @@
+"""Signed unsubscribe tokens: who (email), which list, which language; no expiry.
+
+Links in old issues must keep working, so tokens never expire; keys can be rotated
+(old keys stay valid for verifying via NEWSLETTER_OLD_SECRETS). A token is
+`base64url(payload) "." base64url(HMAC-SHA256(key, domain || payload))`; verification is
+constant-time and a bad token says nothing about whether an address is on the list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from newsletter.secrets import SigningKeys
+
+_DOMAIN = b"newsletter/unsubscribe/v1\n"
+MAX_TOKEN_LEN = 2048
+
+
+class InvalidToken(Exception):
+    """Tampered, truncated, foreign or malformed. Deliberately says no more than that."""
+
+
+@dataclass(frozen=True)
+class TokenData:
+    email: str
+    list_id: str
+    language: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()
+
+
+def make_token(keys: SigningKeys, email: str, list_id: str, language: str = "en") -> str:
+    """A URL-safe token for (email, list). Always signed with the current key."""
+    payload = "\n".join((list_id, email, language)).encode("utf-8")
+    return f"{_b64(payload)}.{_b64(_sign(keys.current, payload))}"
+
+
+def read_token(keys: SigningKeys, token: str, *, list_id: str | None = None) -> TokenData:
+    """Verify `token` against the current and old keys; raise InvalidToken otherwise."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LEN or token.count(".") != 1:
+        raise InvalidToken("invalid token")
+    body, sig = token.split(".")
+    try:
+        payload, signature = _unb64(body), _unb64(sig)
+    except (binascii.Error, ValueError):
+        raise InvalidToken("invalid token") from None
+    ok = False
+    for key in keys.all:  # check every key so timing does not reveal which one matched
+        ok |= hmac.compare_digest(_sign(key, payload), signature)
+    if not ok:
+        raise InvalidToken("invalid token")
+    try:
+        found_list, email, language = payload.decode("utf-8").split("\n")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidToken("invalid token") from None
+    if list_id is not None and not hmac.compare_digest(found_list.encode(), list_id.encode()):
+        raise InvalidToken("invalid token")
+    return TokenData(email=email, list_id=found_list, language=language)
