@@ -1,0 +1,332 @@
+"""The web side: the page behind every unsubscribe link, and SendGrid's Event Webhook.
+
+An ASGI application (Starlette) with exactly these routes:
+
+    GET  /unsubscribe/<token>   a page with one "Unsubscribe" button; changes nothing,
+                                because mail scanners and link previews follow links
+    POST /unsubscribe/<token>   unsubscribes (RFC 8058 one-click `List-Unsubscribe=One-Click`
+                                answered with a plain 200, or the page's button answered
+                                with a confirmation page); `action=resubscribe` from that
+                                confirmation page lifts the suppression again
+    POST /webhooks/sendgrid     signed Event Webhook batches (see `newsletter.webhook`)
+
+Run it with `newsletter serve`, or under any ASGI server:
+`NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.web:app_factory`.
+
+The state file is shared with a running `newsletter send`: every write is one short
+`BEGIN IMMEDIATE` transaction, made off the event loop, on one connection that the
+app's threads take turns on (so they queue in Python, not in SQLite's sleep-and-retry
+busy handler); the busy timeout covers the moments the send holds the write lock.
+A bad token gets the same neutral page whatever address it names, and no page says
+whether an address is on the list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter import db, i18n
+from newsletter.config import Config, load_config
+from newsletter.db import DatabaseError, email_key, now, transaction
+from newsletter.errors import NewsletterError
+from newsletter.render import default_theme
+from newsletter.secrets import MissingSecret, SigningKeys, signing_keys
+from newsletter.suppressions import suppress
+from newsletter.tokens import InvalidToken, read_token
+from newsletter.webhook import (
+    DEFAULT_MAX_AGE,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Verifier,
+    WebhookError,
+    apply_events,
+    parse_events,
+)
+
+log = logging.getLogger("newsletter.web")
+
+CONFIG_VAR = "NEWSLETTER_CONFIG"
+DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
+FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
+_LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
+T = TypeVar("T")
+
+
+class Store:
+    """The app's one connection to the state file; threads take turns on it."""
+
+    def __init__(self, path: Path):
+        self._conn: sqlite3.Connection | None = db.connect(path)  # fails early: unwritable, corrupt
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise DatabaseError("the state database is closed")
+            return fn(self._conn, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def resubscribe_by_link(conn: sqlite3.Connection, email: str) -> bool:
+    """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
+    an operator's decision: a link must not undo those (`newsletter resubscribe` can)."""
+    key = email_key(email)
+    with transaction(conn):
+        row = conn.execute("SELECT reason FROM suppressions WHERE email = ?", (key,)).fetchone()
+        if row is None:
+            return True
+        if row[0] != "unsubscribed":
+            return False
+        conn.execute("DELETE FROM suppressions WHERE email = ?", (key,))
+        conn.execute("INSERT INTO actions (at, action, email, detail) VALUES (?, 'resubscribe', ?, ?)",
+                     (now(), key, "via page"))
+        return True
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over `limit` before or while reading it."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Pages:
+    """Jinja2 pages in the reader's language; the project's templates/web/ overrides the theme's."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        folders = [str(config.templates_dir)] if config.templates_dir.is_dir() else []
+        folders.append(str(default_theme()))
+        self._loader = jinja2.FileSystemLoader(folders)
+        self._envs: dict[str, jinja2.Environment] = {}
+        self._lock = threading.Lock()
+
+    def language(self, requested: str | None) -> str:
+        if requested and _LANG.fullmatch(requested):
+            return requested.replace("_", "-").split("-")[0].lower()
+        return self.config.default_language
+
+    def env(self, language: str) -> jinja2.Environment:
+        with self._lock:
+            env = self._envs.get(language)
+            if env is None:
+                env = jinja2.Environment(loader=self._loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                                         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+                env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+                self._envs[language] = env
+            return env
+
+    def render(self, name: str, language: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        c = self.config
+        html = self.env(language).get_template(f"web/{name}.html.j2").render(
+            language=language, list_name=c.list_name, org_name=c.org_name,
+            org_postal_address=c.org_postal_address, org_website=c.org_website, **ctx)
+        return HTMLResponse(html, status_code=status)
+
+    def error(self, kind: str, status: int, language: str | None = None,
+              headers: dict[str, str] | None = None) -> HTMLResponse:
+        response = self.render("error", language or self.config.default_language, status, kind=kind)
+        for k, v in (headers or {}).items():
+            response.headers[k] = v
+        return response
+
+
+_SECURITY_HEADERS = [
+    # the token in the URL names the reader: never send it on as a Referer, never cache it
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+     b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-robots-tag", b"noindex, nofollow"),
+]
+_TOKEN_IN_PATH = re.compile(r"^/unsubscribe/.+")
+
+
+class _Hardening:
+    """Adds security headers to every answer and logs requests without the token in them."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = _TOKEN_IN_PATH.sub("/unsubscribe/<token>", scope.get("path", ""))
+            log.info("%s %s %s %.1fms", scope.get("method"), path, status, (time.perf_counter() - started) * 1000)
+
+
+def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False) -> Starlette:
+    """The ASGI app for `config`. Keys come from the environment unless given.
+
+    Raises MissingSecret when NEWSLETTER_SECRET is unset (unless `allow_development`, for
+    previewing outbox messages signed with the development key), WebhookConfigError for a
+    bad webhook key and DatabaseError when the state file cannot be opened.
+    """
+    keys = keys or signing_keys(allow_development=allow_development)
+    if keys.is_development:
+        log.warning("using the development signing key: only links from dry runs and the outbox will work")
+    web = config.web or {}
+    max_body = int(web.get("max_body_bytes") or DEFAULT_MAX_BODY)
+    form_max = min(FORM_MAX_BODY, max_body)
+    public_key = (config.sendgrid or {}).get("webhook_public_key")
+    verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
+        if public_key else None
+    pages = _Pages(config)
+    store = Store(config.database)
+
+    async def unsubscribe(request: Request) -> Response:
+        body = await _read_body(request, form_max) if request.method == "POST" else b""
+        try:
+            reader = read_token(keys, request.path_params["token"], list_id=config.list_id)
+        except InvalidToken:
+            return pages.error("invalid", 400)
+        language = pages.language(reader.language)
+        ctx = {"email": reader.email}
+        if request.method != "POST":
+            return pages.render("unsubscribe", language, **ctx)
+        form = _form(request, body)
+        action = form.get("action", "")
+        try:
+            if action == "resubscribe":
+                done = await run_in_threadpool(store.run, resubscribe_by_link, reader.email)
+                return pages.render("resubscribed", language, resubscribed=done, **ctx)
+            # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
+            # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
+            source = "page" if action == "unsubscribe" else "one-click"
+            await run_in_threadpool(store.run, _suppress_reader, reader.email, source)
+        except DatabaseError as e:
+            log.error("unsubscribe not recorded: %s", e)
+            return pages.error("busy", 503, language, {"Retry-After": "5"})
+        if action == "unsubscribe":
+            return pages.render("unsubscribed", language, **ctx)
+        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."))
+
+    async def sendgrid_webhook(request: Request) -> Response:
+        body = await _read_body(request, max_body)
+        if verifier is None:
+            return JSONResponse({"error": "the webhook is not configured ([sendgrid] webhook_public_key)"}, 403)
+        try:
+            verifier.verify(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
+            events = await run_in_threadpool(parse_events, body)
+            applied = await run_in_threadpool(store.run, apply_events, events)
+        except WebhookError as e:
+            log.warning("webhook request refused: %s", e)
+            return JSONResponse({"error": str(e)}, e.status)
+        except DatabaseError as e:
+            log.error("webhook batch not applied: %s", e)
+            return JSONResponse({"error": "busy, retry later"}, 503, headers={"Retry-After": "30"})
+        log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d ignored",
+                 applied.events, applied.suppressed, applied.deliveries, applied.ignored)
+        return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
+                             "deliveries": applied.deliveries, "ignored": applied.ignored})
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return pages.error("too_large", 413, headers={"Connection": "close"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = "not_found" if exc.status_code == 404 else "invalid"
+        return pages.error(kind, exc.status_code, headers=dict(exc.headers or {}))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return pages.error("error", 500)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+        ],
+        exception_handlers={_TooLarge: too_large, HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
+    )
+    app.add_middleware(_Hardening)
+    app.state.store = store
+    app.state.keys_are_development = keys.is_development
+    return app
+
+
+def _suppress_reader(conn: sqlite3.Connection, email: str, source: str) -> bool:
+    return suppress(conn, email, "unsubscribed", source=source)
+
+
+def _form(request: Request, body: bytes) -> dict[str, str]:
+    """An urlencoded form as single values. Other bodies (multipart one-click) need no parsing."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    try:
+        parsed = parse_qs(body.decode("utf-8"), max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {k: v[0] for k, v in parsed.items() if v}
+
+
+def app_factory() -> Starlette:
+    """For `uvicorn --factory newsletter.web:app_factory`: config from NEWSLETTER_CONFIG or the
+    current folder, keys from the environment. Refuses to start, with one clear line, without them."""
+    try:
+        path = os.environ.get(CONFIG_VAR)
+        config = load_config(Path(path) if path else None)
+        return create_app(config)
+    except (NewsletterError, MissingSecret) as e:
+        for line in (e.lines() if isinstance(e, NewsletterError) else [str(e)]):
+            print(f"newsletter: {line}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,117 @@
+"""The web app served by its real server (uvicorn) on a free loopback port, for tests.
+
+`serve_in_thread` runs uvicorn inside the test process (fast to start, easy to reach the
+app's state); `serve_in_process` runs `newsletter serve` as its own process, the way an
+organisation runs it. `request` is a tiny stdlib client that never raises on 4xx/5xx.
+"""
+
+from __future__ import annotations
+
+import http.client as httpclient
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from newsletter.config import Config
+from newsletter.secrets import SigningKeys
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body: bytes | str | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 30) -> Answer:
+    """One request on a fresh connection; the answer whatever its status."""
+    conn = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = body.encode() if isinstance(body, str) else body
+        conn.request(method, path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+def one_click(port: int, path: str) -> Answer:
+    """What Gmail sends for RFC 8058 one-click unsubscribe."""
+    return request(port, "POST", path, "List-Unsubscribe=One-Click",
+                {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+@contextmanager
+def serve_in_thread(config: Config, keys: SigningKeys) -> Iterator[int]:
+    """uvicorn serving create_app(config) in a thread; yields the port."""
+    from newsletter.web import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(config, keys=keys), log_level="warning", access_log=False,
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[int]:
+    """`newsletter serve` as a real process on a free port; yields the port once it answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), *args], cwd=cwd, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"newsletter serve exited {proc.returncode}: {proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("newsletter serve did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
