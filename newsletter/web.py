@@ -269,6 +269,9 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         except DatabaseError as e:
             log.error("webhook batch not applied: %s", e)
             return JSONResponse({"error": "busy, retry later"}, 503, headers={"Retry-After": "30"})
+        except sqlite3.Error as e:  # rolled back as a whole; SendGrid retries non-2xx answers
+            log.error("webhook batch not applied (rolled back): %s", e)
+            return JSONResponse({"error": "the batch could not be applied"}, 500)
         log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d ignored",
                  applied.events, applied.suppressed, applied.deliveries, applied.ignored)
         return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
