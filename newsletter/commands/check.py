@@ -1,0 +1,57 @@
+"""`newsletter check ISSUE...`"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from newsletter.build import build_issue
+from newsletter.check import check_online, lint
+from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.errors import NewsletterError
+
+
+@click.command("check")
+@click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--online", is_flag=True,
+              help="Also ask every link and image whether it answers (HEAD, a few at a time).")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True,
+              help="Seconds to wait for each link with --online.")
+@click.option("--strict-css", is_flag=True,
+              help="Also report CSS that only one major client (usually Outlook for Windows) ignores.")
+@config_option
+@reports_errors
+def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict_css: bool,
+                  config_path: Path | None) -> None:
+    """Lint ISSUES before sending: one line per finding, FILE[:LINE]: error|warning: message.
+
+    Exit status 1 if any issue has an error (or does not build). Nothing is written.
+    `newsletter send` runs the same check first and refuses on errors unless --force.
+
+    \b
+    Example:
+        newsletter check issues/2011-11-28-free-ales-bialiatski.yaml
+        newsletter check --online issues/*.yaml
+    """
+    config = get_config(config_path, near=issues[0])
+    errors = warnings = 0
+    for path in issues:
+        try:
+            built = build_issue(path, config, write=False)
+        except NewsletterError as e:
+            for line in e.lines():
+                click.echo(line)
+                errors += 1
+            continue
+        findings = lint(built, strict_css=strict_css)
+        if online:
+            findings += check_online(built, timeout=timeout)
+        for f in findings:
+            click.echo(str(f))
+            errors += f.is_error
+            warnings += not f.is_error
+    click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
+    if errors:
+        sys.exit(1)
