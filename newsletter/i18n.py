@@ -7,6 +7,7 @@ file to forget. Unknown strings and languages fall back to English.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from functools import lru_cache
 from pathlib import Path
@@ -40,3 +41,17 @@ def translations(language: str) -> NullTranslations:
 def gettext(language: str, message: str, **params: str) -> str:
     text = translations(language).gettext(message)
     return text % params if params else text
+
+
+#: Date patterns per language (CLDR skeletons differ: en_US writes "November 28, 2011";
+#: the seeds, like most international English, write "28 November 2011").
+_DATE_PATTERNS = {"en": "d MMMM y", "fr": "d MMMM y"}
+
+
+def format_date(value: dt.date | None, language: str = "en") -> str:
+    """A date as readers of `language` write it, e.g. 28 November 2011 / 28 novembre 2011."""
+    if not value:
+        return ""
+    from babel.dates import format_date as babel_format_date
+
+    return babel_format_date(value, format=_DATE_PATTERNS.get(language, "long"), locale=language)

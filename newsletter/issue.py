@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import InputError, Problem
-from newsletter.schema import Bool, Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url
+from newsletter.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url
 from newsletter.source import line_of, load_yaml
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -25,33 +25,37 @@ Image = Obj(
      "height": Int(minimum=1, maximum=3000), "caption": Str(max_len=300)},
     required=("src", "alt"),
 )
+#: A link the editor names; `label` overrides the theme's (translated) default text.
 Link = Obj({"url": Url(), "label": Str(max_len=200)}, required=("url",))
+_LABEL = Str(max_len=100)
 
 BLOCKS: dict[str, Obj] = {
     "headline": Obj({"type": Str(), "kicker": Str(max_len=200), "title": Str(max_len=300), "date": Date(),
                      "image": Image, "body": Markdown(), "link": Link},
                     required=("title", "body")),
-    "videos": Obj({"type": Str(), "heading": Str(max_len=200),
+    "videos": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
                    "items": ListOf(Obj({"thumbnail": Image, "caption": Str(max_len=300), "url": Url()},
                                        required=("thumbnail", "caption", "url")), min_items=1, max_items=12)},
                   required=("items",)),
-    "gallery": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(),
+    "gallery": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
                     "items": ListOf(Obj({"label": Str(max_len=300), "url": Url(), "image": Image},
                                         required=("label", "url")), min_items=1, max_items=30)},
                    required=("items",)),
-    "quotes": Obj({"type": Str(), "heading": Str(max_len=200),
+    "quotes": Obj({"type": Str(), "heading": Str(max_len=200), "link_label": _LABEL,
                    "items": ListOf(Obj({"text": Markdown(max_len=5000), "author": Str(max_len=200),
                                         "role": Str(max_len=300), "date": Date(), "url": Url(),
-                                        "link_label": Str(max_len=100)},
+                                        "link_label": _LABEL},
                                        required=("text", "author")), min_items=1, max_items=50)},
                   required=("items",)),
-    "teasers": Obj({"type": Str(), "heading": Str(max_len=200),
+    "teasers": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
+                    "link_label": _LABEL,
                     "items": ListOf(Obj({"title": Str(max_len=300), "image": Image,
                                          "images": ListOf(Image, max_items=6), "excerpt": Markdown(max_len=5000),
-                                         "url": Url(), "link_label": Str(max_len=100)},
+                                         "url": Url(), "link_label": _LABEL},
                                         required=("title", "excerpt", "url")), min_items=1, max_items=50)},
                    required=("items",)),
-    "section": Obj({"type": Str(), "heading": Str(max_len=300), "image": Image, "body": Markdown()},
+    "section": Obj({"type": Str(), "heading": Str(max_len=300), "title": Str(max_len=300), "image": Image,
+                    "body": Markdown(), "link": Link},
                    required=("body",)),
     "buttons": Obj({"type": Str(), "items": ListOf(Obj({"label": Str(max_len=100), "url": Url(),
                                                         "style": OneOf("primary", "secondary")},
@@ -59,8 +63,18 @@ BLOCKS: dict[str, Obj] = {
                    required=("items",)),
 }
 
-_LINKS = Obj({"view_in_browser": Bool(), "donate": Link, "forward": Link, "website": Link})
-_FOOTER = Obj({"text": Markdown(max_len=5000), "unsubscribe_text": Str(max_len=300)})
+
+def _view_in_browser(chk: Checker, value: Any, line: int | None, path: str) -> Any:
+    """`true`/`false`, or `{label: ...}` to word the line yourself (the link is always the web version)."""
+    if isinstance(value, bool):
+        return {"show": value, "label": None}
+    checked = Obj({"label": Str(max_len=300)})(chk, value, line, path)
+    return {"show": True, "label": checked["label"]} if checked else None
+
+
+_LINKS = Obj({"view_in_browser": _view_in_browser, "website": Link, "donate": Link, "forward": Link})
+_FOOTER = Obj({"text": Markdown(max_len=5000), "follow_label": Str(max_len=200),
+               "unsubscribe_text": Str(max_len=300)})
 _TOP: dict[str, Spec] = {
     "subject": Str(max_len=200), "preheader": Str(max_len=300), "title": Str(max_len=300),
     "date": Date(), "language": OneOf(*LANGUAGES), "links": _LINKS, "blocks": None,  # type: ignore[dict-item]
@@ -133,9 +147,15 @@ def load_issue(path: Path, *, display: str | None = None) -> Issue:
     return Issue(
         path=path, slug=slug, subject=v["subject"], preheader=v["preheader"],
         title=v["title"] or v["subject"], date=v["date"], language=v["language"],
-        links=v["links"] or dict.fromkeys(_LINKS.fields), blocks=v["blocks"],
+        links=_links(v["links"]), blocks=v["blocks"],
         footer=v["footer"] or dict.fromkeys(_FOOTER.fields),
     )
+
+
+def _links(value: dict[str, Any] | None) -> dict[str, Any]:
+    links = dict(value or dict.fromkeys(_LINKS.fields))
+    links["view_in_browser"] = links.get("view_in_browser") or {"show": True, "label": None}
+    return links
 
 
 def problems_of(path: Path) -> list[Problem]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,33 +43,73 @@ class Rendered:
     fields: frozenset[str]
 
 
+class _ThemeLoader(jinja2.FileSystemLoader):
+    """FileSystemLoader that reports an unreadable template by its path, not a traceback."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as e:
+            raise _TemplateReadError(self._find(template), "not valid UTF-8 text", e.object[: e.start]) from None
+        except (IsADirectoryError, PermissionError) as e:
+            raise _TemplateReadError(self._find(template), f"cannot read template: {e.strerror}") from None
+
+    def _find(self, template: str) -> str:
+        for folder in self.searchpath:
+            candidate = Path(folder) / template
+            if candidate.exists():
+                return str(candidate)
+        return template
+
+
+class _TemplateReadError(Exception):
+    def __init__(self, path: str, message: str, before: bytes = b""):
+        super().__init__(message)
+        self.path, self.message = path, message
+        self.line = before.count(b"\n") + 1 if before else None
+
+
 def environment(config: Config, language: str) -> jinja2.Environment:
     """Jinja2 environment: project templates first, then the default theme; autoescape on."""
     folders = [str(config.templates_dir)] if config.templates_dir.is_dir() else []
     folders.append(str(default_theme()))
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folders),
+        loader=_ThemeLoader(folders),
         # escape everything except the plain-text part, which is not HTML
         autoescape=lambda name: not (name or "").endswith(".txt.j2"),
         undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", "jinja2.ext.do"],
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["markdown"] = to_html
-    env.filters["markdown_text"] = to_text
+    env.filters["markdown_text"] = lambda text, width=72: to_text(text, width)
     env.filters["html_text"] = html_to_text
-    env.filters["date"] = _format_date
+    env.filters["date"] = i18n.format_date
+    env.filters["underline"] = _underline
+    env.filters["quote_text"] = _quote_text
+    env.filters["display_url"] = _display_url
     env.globals["recipient"] = Recipient()
     return env
 
 
-def _format_date(value: Any, language: str = "en") -> str:
-    from babel.dates import format_date
+def _underline(text: str, char: str = "-") -> str:
+    """A plain-text heading: the text, then a rule as long as it."""
+    return f"{text}\n{char * min(len(text), 72)}"
 
-    return format_date(value, format="long", locale=language) if value else ""
+
+def _quote_text(text: str) -> str:
+    """Indent a plain-text quotation and put it between typographic quote marks."""
+    lines = text.strip().splitlines() or [""]
+    body = "\n".join("  " + line if line else "" for line in lines)
+    return "  \u201c" + body[2:] + "\u201d"
+
+
+def _display_url(url: str) -> str:
+    """A URL as people write it: no scheme, no trailing slash."""
+    return re.sub(r"^https?://(www\.)?", "", url).rstrip("/")
 
 
 def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
@@ -82,7 +123,7 @@ def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
         "language": language,
         "personal": personal,
         "web_url": web_url,
-        "show_view_in_browser": personal and links.get("view_in_browser") is not False,
+        "show_view_in_browser": personal and links["view_in_browser"]["show"],
         "links": links,
         "blocks": issue.blocks,
     }
@@ -102,21 +143,39 @@ def render_text(issue: Issue, config: Config) -> str:
 
 
 def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any], config: Config) -> str:
+    """Render one top-level template; any mistake in a (project's) template becomes a Problem."""
     try:
         return env.get_template(name).render(ctx)
+    except InputError:
+        raise
     except jinja2.TemplateSyntaxError as e:
-        where = _template_path(e.filename, e.name)
-        raise InputError([Problem(where, e.lineno, "template", e.message or "syntax error")]) from None
+        where = _display(e.filename or e.name or name)
+        raise InputError([Problem(where, e.lineno, "template", f"syntax error: {e.message}")]) from None
     except jinja2.TemplateNotFound as e:
-        raise InputError([Problem(name, None, "template", f"template not found: {e.name}")]) from None
-    except jinja2.UndefinedError as e:
-        raise InputError([Problem(name, None, "template", f"undefined value: {e.message}")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError([Problem(name, None, "template", f"cannot read template: {e}")]) from None
+        file, line = _template_frame(e, name)
+        raise InputError([Problem(file, line, "template", f"template not found: {e.name}")]) from None
+    except _TemplateReadError as e:
+        raise InputError([Problem(_display(e.path), e.line, "template", e.message)]) from None
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError,
+            ZeroDivisionError, RecursionError) as e:
+        file, line = _template_frame(e, name)
+        msg = e.message if isinstance(e, jinja2.TemplateError) and e.message else str(e) or type(e).__name__
+        raise InputError([Problem(file, line, "template", f"error: {msg}")]) from None
 
 
-def _template_path(filename: str | None, name: str | None) -> str:
-    return filename or name or "template"
+def _template_frame(e: BaseException, fallback: str) -> tuple[str, int | None]:
+    """The innermost template file and line in a Jinja2 traceback (Jinja2 rewrites frames to them)."""
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return _display(frame.filename), frame.lineno
+    return fallback, None
+
+
+def _display(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return path
 
 
 def mjml_to_html(mjml: str) -> str:
