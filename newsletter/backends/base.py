@@ -14,7 +14,7 @@ stays recorded.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -40,6 +40,13 @@ class Backend(ABC):
     """Base class. Subclasses validate their settings in __init__ (fail early, name the setting)."""
 
     name: str = "base"
+    #: True if the backend calls `self.handoff(...)` right before each hand-off becomes
+    #: irrevocable (SMTP: before the final "." of DATA). Then the ledger marks exactly those
+    #: recipients `sending`, and a kill leaves at most the ones in flight `uncertain`.
+    #: Otherwise the send loop marks a whole batch `sending` before `send_messages`.
+    reports_handoff: bool = False
+    #: Set by the send loop (the ledger's mark); None outside a recorded send.
+    on_handoff: Callable[[Sequence[Recipient]], None] | None = None
 
     def __init__(self, config: Config, **options: object) -> None:
         self.config = config
@@ -49,6 +56,11 @@ class Backend(ABC):
     def open(self, message: PreparedMessage) -> None:
         """Get ready to send `message` (connect, log in). Idempotent."""
         self.message = message
+
+    def handoff(self, recipients: Sequence[Recipient]) -> None:
+        """Backends call this just before `recipients` can no longer be taken back."""
+        if self.on_handoff is not None:
+            self.on_handoff(recipients)
 
     @abstractmethod
     def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
