@@ -1,0 +1,225 @@
+"""`newsletter send ISSUE [--dry-run] [--to ADDR] [--backend NAME] ...`"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from newsletter.build import build_issue
+from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.config import BACKENDS, Config
+from newsletter.errors import SendError
+from newsletter.secrets import MissingSecret, SigningKeys, signing_keys
+from newsletter.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
+
+SAMPLES = 3
+SHOW_ROWS = 20
+
+
+@click.command("send")
+@click.argument("issue", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show who would get it and write sample .eml files; send nothing.")
+@click.option("--to", "to", metavar="ADDR", help="Send one test message to ADDR (subject prefixed [TEST]).")
+@click.option("--backend", type=click.Choice(BACKENDS), help="outbox, smtp or sendgrid (default: from config).")
+@click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
+              help="Subscriber CSV (default: `subscribers` in newsletter.toml).")
+@click.option("--rate", type=click.FloatRange(min=0), help="At most N messages per second (0: no limit).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--resend-uncertain", is_flag=True,
+              help="Also resend to readers whose earlier hand-off had an unknown outcome.")
+@config_option
+@reports_errors
+def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
+                 rate: float | None, yes: bool, resend_uncertain: bool, config_path: Path | None) -> None:
+    """Send ISSUE to the subscribers, resumably: a rerun sends only to who has not had it.
+
+    A kill at any moment is safe: run the same command again. Readers whose hand-off was
+    interrupted mid-way are marked `uncertain` (see `newsletter status`) and resent only
+    with --resend-uncertain. Suppressed addresses are never mailed.
+
+    \b
+    Examples:
+        newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --dry-run
+        newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org
+        newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
+    """
+    from newsletter import db
+    from newsletter.backends import get_backend
+    from newsletter.ledger import issue_lock
+
+    config = get_config(config_path, near=issue)
+    backend_name = backend or config.backend
+    csv_path = (subscribers or config.subscribers).resolve()
+    built = build_issue(issue, config, write=False)
+    no_mail_leaves = dry_run or (backend_name == "outbox" and not to) or (to and backend_name == "outbox")
+    keys = _keys(allow_development=bool(no_mail_leaves), backend=backend_name)
+
+    if dry_run:
+        conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+        try:
+            plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain, samples=SAMPLES,
+                             display=_display(csv_path))
+        finally:
+            if conn is not None:
+                conn.close()
+        _print_plan(plan, built.slug, built.issue.subject, backend_name, config)
+        samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
+        if samples:
+            click.echo(f"samples        {len(samples)} messages as they would be sent: "
+                       f"{_display(samples[0].parent)}/")
+        _announce_key(keys)
+        click.echo("dry run: nothing sent, nothing recorded")
+        return
+
+    if to:
+        conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+        try:
+            with get_backend(backend_name, config) as b:
+                outcome = send_test(built, b, to, keys=keys, conn=conn)
+        finally:
+            if conn is not None:
+                conn.close()
+        _announce_key(keys)
+        if outcome.status != "sent":
+            raise SendError(f"test message to {outcome.email} {outcome.status}: {outcome.detail}")
+        where = f" ({outcome.detail})" if backend_name == "outbox" else ""
+        click.echo(f"test message sent to {outcome.email} via {backend_name}{where}; not recorded as a send")
+        return
+
+    conn = db.connect(config.database)
+    try:
+        with issue_lock(config.database, built.slug):
+            plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain, display=_display(csv_path))
+            _print_plan(plan, built.slug, built.issue.subject, backend_name, config)
+            b = get_backend(backend_name, config)  # bad settings fail here, before the question
+            if plan.to_send == 0:
+                click.echo("nothing to send")
+                if plan.uncertain_held:
+                    raise SendError(f"{plan.uncertain_held} uncertain: see `newsletter status {issue}`; "
+                                    "resend them with --resend-uncertain")
+                return
+            _announce_key(keys)
+            if not yes and not click.confirm(f"Send to {plan.to_send:,} subscribers via {backend_name}?",
+                                             default=False):
+                raise SendError("not sent")
+            progress = _Progress(plan.to_send)
+            try:
+                report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,
+                                    rate=config.rate if rate is None else rate, batch_size=config.batch_size,
+                                    total=plan.to_send, progress=progress, display=_display(csv_path))
+            finally:
+                progress.close()
+    finally:
+        conn.close()
+    _print_report(report, issue, backend_name)
+    if not report.complete:
+        sys.exit(1)
+
+
+def _keys(*, allow_development: bool, backend: str) -> SigningKeys:
+    try:
+        return signing_keys(allow_development=allow_development)
+    except MissingSecret as e:
+        raise SendError(f"refusing to send via {backend}: {e}") from None
+
+
+def _announce_key(keys: SigningKeys) -> None:
+    if keys.is_development:
+        click.echo("note: unsubscribe links are signed with the development key (NEWSLETTER_SECRET is not set); "
+                   "they will not work on the live site", err=True)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _lines(rows: list, limit: int = 8) -> str:
+    nums = [str(r.line) for r in rows[:limit]]
+    more = "" if len(rows) <= limit else ", …"
+    return f"(line{'s' if len(rows) > 1 else ''} {', '.join(nums)}{more})" if rows else ""
+
+
+def _print_plan(plan: Plan, slug: str, subject: str, backend: str, config: Config) -> None:
+    s = plan.stats
+    where = {"outbox": f"writes .eml files to {_display(config.outbox_dir / slug)}/",
+             "smtp": f"{config.smtp.get('host', 'localhost')}:{config.smtp.get('port', 25)}",
+             "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
+    click.echo(f"issue          {slug}: {subject}")
+    click.echo(f"backend        {backend} ({where})")
+    click.echo(f"subscribers    {plan.subscribers}: {s.rows:,} rows")
+    rows = [
+        ("to send", plan.to_send, ""),
+        ("suppressed", plan.suppressed, ""),
+        ("invalid", s.invalid_count, _lines(s.invalid)),
+        ("duplicates", s.duplicate_count, _lines(s.duplicates)),
+        ("already sent", plan.already_sent, ""),
+    ]
+    if plan.uncertain_held:
+        rows.append(("uncertain", plan.uncertain_held, "(held back: --resend-uncertain to resend)"))
+    width = max(len(f"{n:,}") for _, n, _ in rows)
+    for label, n, note in rows:
+        click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())
+    if plan.retrying_failed or plan.resending_uncertain:
+        click.echo(f"  (to send includes {plan.retrying_failed:,} that failed before"
+                   f" and {plan.resending_uncertain:,} uncertain)")
+    for r in s.invalid[:SHOW_ROWS]:
+        shown = f" {r.email!r}:" if r.email else ""
+        click.echo(f"{plan.subscribers}:{r.line}: email:{shown} {r.reason}", err=True)
+    if s.invalid_count > SHOW_ROWS:
+        click.echo(f"… and {s.invalid_count - SHOW_ROWS:,} more invalid rows", err=True)
+
+
+class _Progress:
+    """A bar with rate and ETA on a terminal; a plain line every few seconds when piped."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.done = 0
+        self.tty = sys.stdout.isatty()
+        self.bar = None
+        self.last = time.monotonic()
+        if self.tty:
+            self.bar = click.progressbar(length=total, label="sending", show_eta=True, show_percent=True,
+                                         show_pos=True, item_show_func=lambda r: r)
+            self.bar.__enter__()
+
+    def __call__(self, report: SendReport) -> None:
+        step = report.attempted - self.done
+        self.done = report.attempted
+        if self.bar is not None:
+            self.bar.update(step, f"{report.rate:,.0f} msg/s")
+        elif time.monotonic() - self.last >= 5:
+            self.last = time.monotonic()
+            pct = 100 * self.done / self.total if self.total else 100
+            click.echo(f"sent {self.done:,}/{self.total:,} ({pct:.0f}%), {report.rate:,.0f} msg/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _print_report(report: SendReport, issue: Path, backend: str) -> None:
+    elapsed = time.monotonic() - report.started
+    click.echo(f"done in {elapsed:,.1f} s ({report.rate:,.0f} msg/s) via {backend}:")
+    click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
+               f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
+    if report.recovered:
+        click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
+    for o in report.failures[:SHOW_ROWS]:
+        click.echo(f"failed {o.email}: {o.detail}", err=True)
+    for o in report.uncertain_list[:SHOW_ROWS]:
+        click.echo(f"uncertain {o.email}: {o.detail}", err=True)
+    if report.stopped:
+        click.echo(f"stopped: {report.stopped}", err=True)
+    if report.uncertain or report.uncertain_held:
+        click.echo(f"{report.uncertain + report.uncertain_held:,} uncertain: see `newsletter status {issue}`; "
+                   "resend them with --resend-uncertain", err=True)
+    if report.failed or report.stopped:
+        click.echo("run the same command again to retry what was not sent", err=True)

@@ -1,0 +1,293 @@
+"""The send loop: subscribers -> suppressions -> ledger -> backend. Also the dry run and --to.
+
+    plan = make_plan(built, csv, conn)                    # counts; writes nothing
+    report = send_issue(built, backend, csv, conn, keys)  # resumable, kill-safe
+
+The subscriber CSV is streamed in batches; for each batch the ledger says who already
+has the issue, the suppression list is asked right before the hand-off (so an
+unsubscribe that lands mid-send is honoured from the next batch on), and the ledger
+records `sending` before and the outcome after each hand-off (see ledger.py for why a
+kill -9 at any moment is then safe).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import i18n
+from newsletter.backends.base import Backend, Outcome
+from newsletter.build import Built
+from newsletter.db import email_key
+from newsletter.errors import BackendError, SendError
+from newsletter.ledger import Ledger
+from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
+from newsletter.secrets import SigningKeys
+from newsletter.subscribers import ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
+from newsletter.suppressions import suppressed_among
+
+KEEP = 200  # failures / uncertain addresses kept in a report for display
+
+
+@dataclass
+class Plan:
+    """What a send would do now, from the CSV, the suppression list and the ledger."""
+
+    subscribers: str
+    stats: ReadStats = field(default_factory=ReadStats)
+    to_send: int = 0
+    retrying_failed: int = 0  # part of to_send: failed before, tried again
+    resending_uncertain: int = 0  # part of to_send: only with --resend-uncertain
+    suppressed: int = 0
+    already_sent: int = 0
+    uncertain_held: int = 0  # uncertain (or left `sending`) and not resent without the flag
+    first: list[Subscriber] = field(default_factory=list)  # a few of to_send, for samples
+
+
+@dataclass
+class SendReport:
+    total: int = 0  # what the plan said would be sent
+    attempted: int = 0
+    sent: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    suppressed: int = 0
+    already_sent: int = 0
+    uncertain_held: int = 0
+    recovered: int = 0  # `sending` rows a killed run left behind, now `uncertain`
+    stats: ReadStats = field(default_factory=ReadStats)
+    failures: list[Outcome] = field(default_factory=list)
+    uncertain_list: list[Outcome] = field(default_factory=list)
+    stopped: str | None = None  # the backend gave up: its words
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def complete(self) -> bool:
+        """Every recipient was handed off: nothing failed, uncertain, held back or stopped."""
+        return (self.failed == 0 and self.uncertain == 0 and self.uncertain_held == 0
+                and self.stopped is None)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.attempted / elapsed if elapsed > 0 else 0.0
+
+
+# --- classifying readers --------------------------------------------------------------------
+
+
+def _batches(rows: Iterator[Subscriber | Rejected], size: int) -> Iterator[list[Subscriber]]:
+    batch: list[Subscriber] = []
+    for row in rows:
+        if isinstance(row, Subscriber):
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _classify(batch: list[Subscriber], statuses: dict[str, str], conn: sqlite3.Connection | None,
+              resend_uncertain: bool) -> Iterator[tuple[Subscriber, str]]:
+    """(subscriber, what to do): 'sent', 'suppressed', 'held', 'failed', 'uncertain' or 'new'."""
+    unsent = [s for s in batch if statuses.get(s.key) != "sent"]
+    suppressed = suppressed_among(conn, (s.email for s in unsent)) if conn is not None and unsent else set()
+    for s in batch:
+        status = statuses.get(s.key)
+        if status == "sent":
+            yield s, "sent"
+        elif s.key in suppressed:
+            yield s, "suppressed"
+        elif status in ("uncertain", "sending"):
+            yield s, "uncertain" if resend_uncertain else "held"
+        elif status == "failed":
+            yield s, "failed"
+        else:
+            yield s, "new"
+
+
+def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, *,
+              resend_uncertain: bool = False, samples: int = 0, display: str | None = None) -> Plan:
+    """Count who would be sent to, without writing anything. `conn` None: no state yet."""
+    plan = Plan(subscribers=display or str(subscribers))
+    ledger = Ledger(conn, built.slug) if conn is not None else None
+    rows = read_subscribers(subscribers, default_language=_language(built), stats=plan.stats,
+                            display=plan.subscribers)
+    for batch in _batches(rows, 500):
+        statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
+        for s, what in _classify(batch, statuses, conn, resend_uncertain):
+            if what == "sent":
+                plan.already_sent += 1
+            elif what == "suppressed":
+                plan.suppressed += 1
+            elif what == "held":
+                plan.uncertain_held += 1
+            else:
+                plan.to_send += 1
+                plan.retrying_failed += what == "failed"
+                plan.resending_uncertain += what == "uncertain"
+                if len(plan.first) < samples:
+                    plan.first.append(s)
+    return plan
+
+
+# --- recipients ---------------------------------------------------------------------------
+
+
+def _language(built: Built) -> str:
+    return built.issue.language or built.config.default_language
+
+
+class RecipientMaker:
+    """Subscriber -> Recipient for one issue: signed link, headers, name fallback per language."""
+
+    def __init__(self, built: Built, keys: SigningKeys, *, unique_ids: bool = False):
+        self.built = built
+        self.keys = keys
+        self.unique_ids = unique_ids
+        self._fallbacks: dict[str, str] = {}
+
+    def fallback_name(self, language: str) -> str:
+        if language not in self._fallbacks:
+            self._fallbacks[language] = i18n.gettext(language, "reader")
+        return self._fallbacks[language]
+
+    def __call__(self, s: Subscriber) -> Recipient:
+        return make_recipient(email=s.email, name=s.name, language=s.language, fields=s.fields,
+                              slug=self.built.slug, config=self.built.config, keys=self.keys,
+                              fallback_name=self.fallback_name(s.language), unique_id=self.unique_ids)
+
+
+# --- the send ------------------------------------------------------------------------------
+
+
+def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.Connection, *,
+               keys: SigningKeys, resend_uncertain: bool = False, rate: float = 0, batch_size: int = 500,
+               total: int = 0, progress: Callable[[SendReport], None] | None = None,
+               display: str | None = None) -> SendReport:
+    """Send the issue to everyone in `subscribers` who has not had it yet. Resumable.
+
+    The caller holds `ledger.issue_lock` so two runs never send the same issue at once.
+    Returns a report; raises only if the send cannot start (the backend's own errors
+    mid-way stop the loop and are reported in `report.stopped`).
+    """
+    report = SendReport(total=total)
+    ledger = Ledger(conn, built.slug, backend.name)
+    report.recovered = ledger.recover()
+    message = prepare_message(built)
+    maker = RecipientMaker(built, keys)
+    if rate > 0:
+        batch_size = max(1, min(batch_size, int(rate)))
+    rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
+                            display=display or str(subscribers))
+    backend.open(message)
+    if backend.reports_handoff:
+        backend.on_handoff = ledger.mark_sending
+    try:
+        for batch in _batches(rows, batch_size):
+            statuses = ledger.statuses(s.email for s in batch)
+            todo: list[Recipient] = []
+            for s, what in _classify(batch, statuses, conn, resend_uncertain):
+                if what == "sent":
+                    report.already_sent += 1
+                elif what == "suppressed":
+                    report.suppressed += 1
+                elif what == "held":
+                    report.uncertain_held += 1
+                else:
+                    todo.append(maker(s))
+            if not todo:
+                continue
+            if rate > 0:
+                ahead = report.started + report.attempted / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            if not backend.reports_handoff:
+                ledger.mark_sending(todo)
+            try:
+                outcomes = backend.send_messages(todo)
+            except BackendError as e:
+                outcomes = list(getattr(e, "outcomes", []) or [])
+                report.stopped = str(e)
+            ledger.record(outcomes, flush=True)
+            _tally(report, outcomes)
+            if progress is not None:
+                progress(report)
+            if report.stopped:
+                break
+    finally:
+        backend.on_handoff = None
+        ledger.flush()
+        backend.close()
+        # rows this run marked but never resolved (backend stopped mid-batch): not known
+        report.uncertain += ledger.recover()
+    return report
+
+
+def _tally(report: SendReport, outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        report.attempted += 1
+        if o.status == "sent":
+            report.sent += 1
+        elif o.status == "failed":
+            report.failed += 1
+            if len(report.failures) < KEEP:
+                report.failures.append(o)
+        else:
+            report.uncertain += 1
+            if len(report.uncertain_list) < KEEP:
+                report.uncertain_list.append(o)
+
+
+# --- one test message ------------------------------------------------------------------------
+
+
+def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys,
+              conn: sqlite3.Connection | None = None) -> Outcome:
+    """One message to `address`, subject prefixed [TEST]; never recorded in the ledger."""
+    try:
+        email = normalise_address(address)
+    except ValueError as e:
+        raise SendError(f"--to {address}: not a valid address: {e}") from None
+    if conn is not None and suppressed_among(conn, [email]):
+        raise SendError(f"--to {email}: this address is on the suppression list; it is never mailed")
+    message = prepare_message(built, test=True)
+    maker = RecipientMaker(built, keys, unique_ids=True)
+    recipient = maker(Subscriber(email=email, name="", language=_language(built), fields={}, line=0))
+    backend.open(message)
+    try:
+        return backend.send_messages([recipient])[0]
+    finally:
+        backend.close()
+
+
+# --- dry run samples ----------------------------------------------------------------------
+
+
+def write_samples(built: Built, plan: Plan, keys: SigningKeys, folder: Path) -> list[Path]:
+    """Write the first readers' messages as .eml files, exactly as they would be sent."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    message: PreparedMessage = prepare_message(built)
+    maker = RecipientMaker(built, keys)
+    out = []
+    for i, s in enumerate(plan.first, 1):
+        path = folder / f"{i}-{_safe(s.email)}.eml"
+        path.write_bytes(message.to_bytes(maker(s)))
+        out.append(path)
+    return out
+
+
+def _safe(email: str) -> str:
+    from newsletter.backends.outbox import file_name
+
+    return file_name(email)[:-4]
+
+
+__all__ = ["Plan", "SendReport", "make_plan", "send_issue", "send_test", "write_samples", "email_key"]

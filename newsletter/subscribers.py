@@ -1,0 +1,231 @@
+"""The subscriber CSV: read as a stream, validated row by row, never rewritten.
+
+The file stays the user's: the tool only reads it. A list of a million rows is never held
+in memory: rows are yielded one at a time, and duplicates are found with a set of 8-byte
+fingerprints of the normalised addresses (about 60 bytes per reader, not the row).
+
+Format: a header row with an `email` column (required), optionally `name` and `language`;
+any other column becomes a merge field (`city` -> `{{ city }}`). A UTF-8 BOM, `;` or tab
+separators and stray whitespace around cells are all accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.db import email_key
+from newsletter.errors import InputError, Problem
+from newsletter.placeholders import STANDARD_FIELDS
+
+#: Header names accepted for the address column (compared case-insensitively).
+EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "mail")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One valid, first-seen reader. `email` is normalised (domain lower-cased, IDN as ASCII)."""
+
+    email: str
+    name: str
+    language: str
+    fields: dict[str, str]
+    line: int
+
+    @property
+    def key(self) -> str:
+        return email_key(self.email)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row that is not sent to: invalid address or a duplicate of an earlier row."""
+
+    line: int
+    email: str
+    reason: str
+    duplicate: bool = False
+
+
+@dataclass
+class ReadStats:
+    """Counts kept while streaming, so a caller can report them without a second pass."""
+
+    rows: int = 0
+    valid: int = 0
+    invalid: list[Rejected] = field(default_factory=list)
+    duplicates: list[Rejected] = field(default_factory=list)
+    max_kept: int = 1000  # keep at most this many rejected rows for reports (counts stay exact)
+    invalid_count: int = 0
+    duplicate_count: int = 0
+
+    def add(self, rejected: Rejected) -> None:
+        if rejected.duplicate:
+            self.duplicate_count += 1
+            if len(self.duplicates) < self.max_kept:
+                self.duplicates.append(rejected)
+        else:
+            self.invalid_count += 1
+            if len(self.invalid) < self.max_kept:
+                self.invalid.append(rejected)
+
+
+def normalise_address(address: str) -> str:
+    """Validate one address (syntax only, no DNS) and return its normalised form.
+
+    Raises ValueError with email-validator's explanation. Addresses that would need
+    SMTPUTF8 (non-ASCII before the @) are refused: most relays cannot carry them.
+    """
+    try:
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as e:
+        raise ValueError(str(e)) from None
+    return result.ascii_email or result.normalized
+
+
+def _fingerprint(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _clean(value: str | None) -> str:
+    """Trim, and turn newlines/control characters (which could forge headers) into spaces."""
+    if not value:
+        return ""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadStats | None = None,
+                     display: str | None = None) -> Iterator[Subscriber | Rejected]:
+    """Yield each data row as a Subscriber (valid, first seen) or a Rejected (invalid, duplicate).
+
+    Problems with the file as a whole (missing, unreadable, no `email` column) raise
+    InputError before anything is yielded. Line numbers are the file's physical lines,
+    so a reader can jump to them in an editor.
+    """
+    name = display or str(path)
+    stats = stats if stats is not None else ReadStats()
+    try:
+        f = path.open("r", encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError([Problem(name, None, "", "subscriber file not found")]) from None
+    except OSError as e:
+        raise InputError([Problem(name, None, "", f"cannot read subscriber file: {e.strerror}")]) from None
+    with f:
+        try:
+            first = f.readline()
+        except UnicodeDecodeError:
+            raise InputError([Problem(name, 1, "", "not UTF-8 text (save the CSV as UTF-8)")]) from None
+        f.seek(0)  # utf-8-sig drops a BOM again after the rewind
+        reader = csv.reader(f, delimiter=_sniff_delimiter(first), skipinitialspace=True)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise InputError([Problem(name, 1, "", f"malformed CSV header: {e}")]) from None
+        if header is None or not any(h.strip() for h in header):
+            raise InputError([Problem(name, 1, "", "empty file: expected a header row with an 'email' column")])
+        columns = _columns(name, header)
+        email_col = columns.index("email")
+        name_col = columns.index("name") if "name" in columns else None
+        lang_col = columns.index("language") if "language" in columns else None
+        extra = [(i, c) for i, c in enumerate(columns) if c and c not in ("email", "name", "language")]
+        seen: set[int] = set()
+        line = reader.line_num
+        while True:
+            start = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                line = reader.line_num
+                stats.rows += 1
+                rejected = Rejected(start, "", f"malformed CSV row: {e}")
+                stats.add(rejected)
+                yield rejected
+                continue
+            except UnicodeDecodeError:
+                raise InputError([Problem(name, line + 1, "", "not UTF-8 text (save the CSV as UTF-8)")]) from None
+            line = reader.line_num
+            if not row or not any(cell.strip() for cell in row):
+                continue  # blank lines are not subscribers
+            stats.rows += 1
+            raw = row[email_col].strip() if email_col < len(row) else ""
+            if not raw:
+                rejected = Rejected(start, "", "no email address")
+                stats.add(rejected)
+                yield rejected
+                continue
+            try:
+                address = normalise_address(raw)
+            except ValueError as e:
+                rejected = Rejected(start, raw, str(e))
+                stats.add(rejected)
+                yield rejected
+                continue
+            fp = _fingerprint(email_key(address))
+            if fp in seen:
+                rejected = Rejected(start, address, "duplicate of an earlier row", duplicate=True)
+                stats.add(rejected)
+                yield rejected
+                continue
+            seen.add(fp)
+            stats.valid += 1
+            fields = {c: _clean(row[i]) if i < len(row) else "" for i, c in extra}
+            language = _clean(row[lang_col]) if lang_col is not None and lang_col < len(row) else ""
+            yield Subscriber(
+                email=address,
+                name=_clean(row[name_col]) if name_col is not None and name_col < len(row) else "",
+                language=(language or default_language).lower(),
+                fields=fields,
+                line=start,
+            )
+
+
+def _columns(name: str, header: list[str]) -> list[str]:
+    """Header cells as merge-field names: lower-cased, spaces and dashes as `_`."""
+    out: list[str] = []
+    problems: list[Problem] = []
+    for i, cell in enumerate(header):
+        label = cell.strip()
+        if label.lower() in EMAIL_HEADERS:
+            out.append("email")
+            continue
+        key = re.sub(r"[\s\-.]+", "_", label.lower())
+        if not key:
+            out.append("")
+            continue
+        if not _FIELD_NAME.fullmatch(key):
+            problems.append(Problem(name, 1, f"column {i + 1}",
+                                    f"{label!r} cannot be a merge field: use letters, digits and _"))
+            out.append("")
+            continue
+        if key in out:
+            problems.append(Problem(name, 1, f"column {i + 1}", f"column {label!r} appears twice"))
+        if key == "unsubscribe_url":
+            problems.append(Problem(name, 1, f"column {i + 1}", "'unsubscribe_url' is set by the tool, not the CSV"))
+        out.append(key)
+    if "email" not in out:
+        problems.append(Problem(name, 1, "", "no 'email' column in the header row "
+                                f"(found: {', '.join(h.strip() for h in header) or 'nothing'})"))
+    elif out.count("email") > 1:
+        problems.append(Problem(name, 1, "", "more than one email column"))
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+__all__ = ["Subscriber", "Rejected", "ReadStats", "read_subscribers", "normalise_address", "STANDARD_FIELDS"]
