@@ -179,8 +179,12 @@ def test_oversized_bodies_are_refused(server: int, config: Config, conn: sqlite3
 def test_page_follows_the_readers_language(server: int, config: Config) -> None:
     page = request(server, "GET", link(config, language="fr"))
     assert page.status == 200 and '<html lang="fr">' in page.text
+    assert "Se désinscrire" in page.text and "Unsubscribe" not in page.text
+    done = request(server, "POST", link(config, language="fr"), "action=unsubscribe", FORM)
+    assert "Votre désinscription est confirmée" in done.text and "Se réinscrire" in done.text
+    assert one_click(server, link(config, language="fr")).text == "Votre désinscription est confirmée."
     en = request(server, "GET", link(config, language="en"))
-    assert '<html lang="en">' in en.text
+    assert '<html lang="en">' in en.text and "Se désinscrire" not in en.text
 
 
 def test_project_templates_override_the_theme(project: Path, config: Config) -> None:

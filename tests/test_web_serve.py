@@ -1,0 +1,51 @@
+"""`newsletter serve` as a real process: refuses to start without its key, serves with it,
+accepts links signed with keys listed in NEWSLETTER_OLD_SECRETS."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from newsletter.config import load_config
+from newsletter.secrets import SigningKeys
+from newsletter.tokens import make_token
+from tests.conftest import run
+from tests.webserver import free_port, one_click, request, serve_in_process
+
+NEW = "the-new-signing-key-0123456789abcdef"
+OLD = "the-old-signing-key-0123456789abcdef"
+
+
+def test_serve_refuses_to_start_without_a_secret(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSLETTER_SECRET", "NEWSLETTER_OLD_SECRETS")}
+    r = subprocess.run([sys.executable, "-m", "newsletter", "serve", "--port", str(free_port())], cwd=project,
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "NEWSLETTER_SECRET is not set" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "newsletter.web:app_factory",
+                        "--port", str(free_port())], cwd=project, env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "NEWSLETTER_SECRET is not set" in r.stderr
+    r = run(["serve", "--host", "0.0.0.0", "--development-key"], project)
+    assert r.returncode == 1 and "loopback" in r.stderr
+
+
+def test_serve_accepts_current_and_listed_old_keys(project: Path) -> None:
+    config = load_config(project / "newsletter.toml")
+    new_link = "/unsubscribe/" + make_token(SigningKeys(NEW.encode(), (), False), "new@example.org", config.list_id)
+    old_link = "/unsubscribe/" + make_token(SigningKeys(OLD.encode(), (), False), "old@example.org", config.list_id)
+    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": f"unused-key-xyz,{OLD}"}) \
+            as port:
+        assert request(port, "GET", new_link).status == 200
+        assert one_click(port, new_link).status == 200
+        assert one_click(port, old_link).status == 200
+    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": ""}) as port:
+        tampered = new_link[:-1] + ("A" if new_link[-1] != "A" else "B")
+        assert one_click(port, tampered).status == 400
+        assert one_click(port, old_link).status == 400  # old key no longer listed
+    conn = sqlite3.connect(config.database)
+    assert conn.execute("SELECT email, source FROM suppressions ORDER BY email").fetchall() == [
+        ("new@example.org", "one-click"), ("old@example.org", "one-click")]
+    conn.close()
