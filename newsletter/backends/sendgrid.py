@@ -1,0 +1,430 @@
+"""SendGrid backend: the v3 `mail/send` API through the official `sendgrid` client.
+
+In the style of django-anymail's ESP backends, three separate steps:
+
+1. build the payload — pure (`PayloadBuilder`, `build_payload`): the issue's shared parts
+   once per request, one personalization per reader carrying their `to`, substitutions,
+   List-Unsubscribe headers, Message-ID and custom_args;
+2. post it — `SendGridAPIClient(api_key, host=...)` with a timeout (the client has none by
+   default), retrying only what is safe to retry;
+3. parse the answer — 2xx and `X-Message-Id` → `sent`; SendGrid's own error messages
+   (field + message) travel in `SendGridError`.
+
+Placeholders. Built parts hold `{{ field }}`. SendGrid's legacy substitutions replace
+literal tags anywhere in the subject and every content part, with no escaping and in no
+documented order, so tags are chosen to be safe: `-nlh-name-` in the HTML part (value
+HTML-escaped, as the MIME path does) and `-nlt-name-` in the text part (raw). The closing
+`-` cannot occur in a field name, so no tag is a prefix of another, and the tag prefix is
+changed (`-nl1h-`, ...) if the issue's own text happens to contain it. A placeholder in the
+subject is filled here, per personalization, rather than trusted to substitution.
+
+What is retried and what is not — see `SendGridBackend._post`.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+from collections.abc import Callable, Sequence
+from email.header import Header
+from typing import TYPE_CHECKING, Any
+
+from newsletter.backends.base import Backend, Outcome, Status
+from newsletter.errors import BackendError
+from newsletter.placeholders import PLACEHOLDER, Template, fields_in
+from newsletter.secrets import SENDGRID_KEY_VAR, env_secret
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
+    from newsletter.message import PreparedMessage, Recipient
+
+DEFAULT_HOST = "https://api.sendgrid.com"
+DEFAULT_TIMEOUT = 30
+MAX_PERSONALIZATIONS = 1000  # per request; also the limit on recipients (to+cc+bcc), one `to` each here
+MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
+MAX_REQUEST_BYTES = 28 * 1024 * 1024  # SendGrid's limit is 30 MB; keep a margin for headers and estimates
+MAX_CATEGORY_CHARS = 255
+#: custom_args keys; SendGrid echoes custom args as top-level keys of webhook events.
+ISSUE_ARG = "newsletter_issue"  # read back by newsletter.webhook
+MESSAGE_ID_ARG = "newsletter_message_id"
+#: Headers SendGrid refuses to let a request set (its documentation), lower-cased.
+FORBIDDEN_HEADERS = frozenset(h.lower() for h in (
+    "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
+    "To", "From", "Subject", "Reply-To", "CC", "BCC"))
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+
+
+class SendGridError(BackendError):
+    """SendGrid refused the request, or could not be reached: carries SendGrid's own answer.
+
+    `errors` are SendGrid's `(field, message)` pairs. `outcomes` are the recipients of this
+    batch whose fate was already settled before the failure (requests of the same batch that
+    went out earlier): record them, or a rerun would send them again. With batches of at
+    most 1,000 recipients (one request each) it is always empty.
+    """
+
+    def __init__(self, summary: str, errors: Sequence[tuple[str | None, str]] = (), *,
+                 status: int | None = None, outcomes: Sequence[Outcome] = ()) -> None:
+        self.summary = summary
+        self.errors = list(errors)
+        self.status = status
+        self.outcomes = list(outcomes)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [self.summary] + [f"SendGrid: {field}: {message}" if field else f"SendGrid: {message}"
+                                 for field, message in self.errors]
+
+
+# --------------------------------------------------------------------------- payload (pure)
+
+def _tag_prefixes(*texts: str) -> tuple[str, str]:
+    """Tag prefixes for the HTML and text parts that occur nowhere in the issue's own text."""
+    n = 0
+    while True:
+        h, t = f"-nl{n or ''}h-", f"-nl{n or ''}t-"
+        if not any(h in x or t in x for x in texts):
+            return h, t
+        n += 1
+
+
+def _header_value(value: str) -> str:
+    """A header value SendGrid can pass through: non-ASCII display text RFC 2047-encoded, one line."""
+    value = " ".join(value.split())
+    if value.isascii():
+        return value
+    m = re.fullmatch(r"(.*?)\s*(<[^<>]*>)", value)
+    phrase, tail = (m.group(1), " " + m.group(2)) if m else (value, "")
+    return Header(phrase, "utf-8").encode(linesep=" ") + tail
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+class PayloadBuilder:
+    """The mail/send request for one issue: shared parts computed once, one personalization per reader.
+
+    Pure: no I/O, no clock, so a payload can be checked without a network (and against the
+    published schema, as the tests do).
+    """
+
+    def __init__(self, message: PreparedMessage, *, sandbox: bool = False) -> None:
+        self.message = message
+        self.html_prefix, self.text_prefix = _tag_prefixes(message.html, message.text, message.subject)
+        self.html_fields = sorted(fields_in(message.html))
+        self.text_fields = sorted(fields_in(message.text))
+        self.subject = Template(message.subject) if fields_in(message.subject) else None
+        html_part = PLACEHOLDER.sub(lambda m: f"{self.html_prefix}{m.group(1)}-", message.html)
+        text_part = PLACEHOLDER.sub(lambda m: f"{self.text_prefix}{m.group(1)}-", message.text)
+        content = [{"type": t, "value": v} for t, v in (("text/plain", text_part), ("text/html", html_part)) if v]
+        if not content:
+            raise BackendError("the message has neither a text nor an HTML part: nothing to send")
+        headers = {"List-Id": _header_value(message.list_id)}
+        for name, value in message.headers.items():
+            if name.lower() in FORBIDDEN_HEADERS:
+                raise BackendError(f"header {name!r} cannot be set through SendGrid (it sets it itself)")
+            headers[name] = _header_value(value)
+        sender: dict[str, str] = {"email": message.from_email}
+        if message.from_name:
+            sender["name"] = _one_line(message.from_name)
+        base: dict[str, Any] = {
+            "from": sender,
+            "content": content,
+            "headers": headers,
+            "categories": [message.issue_slug[:MAX_CATEGORY_CHARS]],
+            # The published schema types this one as a string; the API takes an object of strings.
+            "custom_args": {ISSUE_ARG: message.issue_slug},
+        }
+        if self.subject is None:
+            base["subject"] = _one_line(message.subject)
+        if message.reply_to:
+            base["reply_to"] = {"email": message.reply_to}
+        if sandbox:
+            base["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        self.base = base
+        self.base_bytes = len(json.dumps(base))
+
+    def substitutions(self, recipient: Recipient) -> dict[str, str]:
+        """The recipient's tag → value map: HTML-escaped for the HTML part, raw for the text part."""
+        values = recipient.fields
+        subs = {f"{self.html_prefix}{f}-": html.escape(values.get(f) or "", quote=True) for f in self.html_fields}
+        subs.update({f"{self.text_prefix}{f}-": values.get(f) or "" for f in self.text_fields})
+        return subs
+
+    def personalization(self, recipient: Recipient) -> dict[str, Any]:
+        to: dict[str, str] = {"email": recipient.email}
+        if recipient.name and recipient.name.strip():
+            to["name"] = _one_line(recipient.name)
+        p: dict[str, Any] = {
+            "to": [to],
+            "headers": {
+                "List-Unsubscribe": _one_line(recipient.list_unsubscribe),
+                "List-Unsubscribe-Post": ONE_CLICK,
+                "Message-ID": recipient.message_id,
+            },
+            "custom_args": {MESSAGE_ID_ARG: recipient.message_id},
+        }
+        subs = self.substitutions(recipient)
+        if subs:
+            p["substitutions"] = subs
+        if self.subject is not None:
+            p["subject"] = _one_line(self.subject.fill(recipient.fields)) or "(no subject)"
+        return p
+
+    def request(self, personalizations: list[dict[str, Any]]) -> dict[str, Any]:
+        """The whole request body for these personalizations (at most 1,000)."""
+        if not 0 < len(personalizations) <= MAX_PERSONALIZATIONS:
+            raise ValueError(f"a request carries 1 to {MAX_PERSONALIZATIONS} personalizations, "
+                             f"not {len(personalizations)}")
+        return {"personalizations": personalizations, **self.base}
+
+
+def build_payload(message: PreparedMessage, recipients: Sequence[Recipient], *,
+                  sandbox: bool = False) -> dict[str, Any]:
+    """The mail/send request body for up to 1,000 recipients of `message` (pure)."""
+    builder = PayloadBuilder(message, sandbox=sandbox)
+    return builder.request([builder.personalization(r) for r in recipients])
+
+
+def substitution_bytes(subs: dict[str, str]) -> int:
+    """Size as SendGrid counts it against its 10,000-byte limit: tags plus values, UTF-8."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in subs.items())
+
+
+# --------------------------------------------------------------------------- backend
+
+def _positive(options: dict[str, object], name: str, default: float, *, integer: bool = False) -> Any:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (integer and value != int(value)):
+        raise BackendError(f"sendgrid backend option {name}={value!r}: expected a non-negative "
+                           f"{'integer' if integer else 'number'}")
+    return int(value) if integer else float(value)
+
+
+class SendGridBackend(Backend):
+    """Hands batches to SendGrid, up to 1,000 personalizations per request.
+
+    Settings: `[sendgrid] host` (default https://api.sendgrid.com), `timeout` (seconds,
+    default 30), `sandbox` (SendGrid validates, delivers nothing); the API key comes from
+    the SENDGRID_API_KEY environment variable only. Options (for tests and tuning):
+    `max_attempts` (5), `backoff` (1.0 s, doubling), `max_backoff` (30 s),
+    `rate_limit_waits` (10 per request), `max_rate_limit_wait` (60 s), `uncertain_limit`
+    (3 unanswered requests in a row stop the send), `per_request` (≤ 1,000).
+    """
+
+    name = "sendgrid"
+
+    def __init__(self, config: Config, **options: object) -> None:
+        super().__init__(config, **options)
+        key = env_secret(SENDGRID_KEY_VAR)
+        if not key:
+            raise BackendError(f"{SENDGRID_KEY_VAR} is not set: the sendgrid backend needs an API key "
+                               f"(export {SENDGRID_KEY_VAR}=SG.… ; it is read from the environment only)")
+        if any(c.isspace() or ord(c) < 32 for c in key):
+            raise BackendError(f"{SENDGRID_KEY_VAR} contains whitespace or control characters: "
+                               f"check how it was exported (its value is not shown)")
+        settings = config.sendgrid or {}
+        host = str(settings.get("host") or DEFAULT_HOST).rstrip("/")
+        parts = urllib.parse.urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise BackendError(f"[sendgrid] host in {config.path.name} must be a bare http(s) URL such as "
+                               f"{DEFAULT_HOST} (no path), not {host!r}")
+        timeout = settings.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise BackendError(f"[sendgrid] timeout in {config.path.name} must be a positive number of seconds")
+        self.host = host
+        self.timeout = float(timeout)
+        self.sandbox = bool(settings.get("sandbox", False))
+        self.max_attempts = max(1, _positive(options, "max_attempts", 5, integer=True))
+        self.backoff = _positive(options, "backoff", 1.0)
+        self.max_backoff = _positive(options, "max_backoff", 30.0)
+        self.rate_limit_waits = _positive(options, "rate_limit_waits", 10, integer=True)
+        self.max_rate_limit_wait = _positive(options, "max_rate_limit_wait", 60.0)
+        self.uncertain_limit = max(1, _positive(options, "uncertain_limit", 3, integer=True))
+        self.per_request = _positive(options, "per_request", MAX_PERSONALIZATIONS, integer=True)
+        if not 1 <= self.per_request <= MAX_PERSONALIZATIONS:
+            raise BackendError(f"sendgrid backend option per_request must be 1 to {MAX_PERSONALIZATIONS}")
+        sleep = options.get("sleep", time.sleep)
+        self._sleep: Callable[[float], object] = sleep if callable(sleep) else time.sleep
+        self._builder: PayloadBuilder | None = None
+        self._uncertain_streak = 0
+        self.requests_made = 0  # HTTP requests posted, retries included
+        from sendgrid import SendGridAPIClient  # imported here only: `newsletter --help` stays light
+
+        self._api = SendGridAPIClient(api_key=key, host=host)
+        self._api.client.timeout = self.timeout  # the client's default is no timeout at all
+
+    def __repr__(self) -> str:  # the client holds the key: never let a repr show it
+        return f"SendGridBackend(host={self.host!r}, timeout={self.timeout}, sandbox={self.sandbox})"
+
+    def open(self, message: PreparedMessage) -> None:
+        if self.message is not message or self._builder is None:
+            self._builder = PayloadBuilder(message, sandbox=self.sandbox)
+        super().open(message)
+
+    def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        """Hand off `recipients` in requests of at most 1,000; one Outcome each, in order."""
+        if self._builder is None:
+            raise BackendError("SendGridBackend.open(message) must be called before send_messages")
+        builder = self._builder
+        outcomes: list[Outcome | None] = [None] * len(recipients)
+        chunk: list[tuple[int, dict[str, Any]]] = []
+        size = builder.base_bytes
+        seen: set[str] = set()
+
+        def flush() -> None:
+            try:
+                status, detail, remote = self._post(builder.request([p for _, p in chunk]))
+            except SendGridError as e:
+                e.outcomes = [o for o in outcomes if o is not None]
+                raise
+            for i, _ in chunk:
+                outcomes[i] = Outcome(recipients[i].email, status, detail, remote)
+
+        for i, r in enumerate(recipients):
+            p = builder.personalization(r)
+            subs = substitution_bytes(p.get("substitutions") or {})
+            if subs > MAX_SUBSTITUTION_BYTES:
+                outcomes[i] = Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} bytes "
+                                      f"as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}-byte limit")
+                continue
+            p_bytes = len(json.dumps(p)) + 2
+            if builder.base_bytes + p_bytes > MAX_REQUEST_BYTES:
+                outcomes[i] = Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB limit")
+                continue
+            key = r.email.lower()
+            if chunk and (len(chunk) >= self.per_request or size + p_bytes > MAX_REQUEST_BYTES or key in seen):
+                flush()
+                chunk, size, seen = [], builder.base_bytes, set()
+            chunk.append((i, p))
+            size += p_bytes
+            seen.add(key)
+        if chunk:
+            flush()
+        return [o for o in outcomes if o is not None]
+
+    # -- posting --------------------------------------------------------------
+    def _post(self, payload: dict[str, Any]) -> tuple[Status, str, str | None]:
+        """Post one request until SendGrid answers; return (status, detail, X-Message-Id).
+
+        Retried, because SendGrid certainly did not take the request:
+        - 429: wait until X-RateLimit-Reset (epoch seconds; bounded by max_rate_limit_wait),
+          then try again, up to rate_limit_waits times;
+        - 5xx: exponential backoff, up to max_attempts in all;
+        - connection refused, reset or timed out while connecting or sending: urllib raises
+          URLError only while the request is being written, so SendGrid cannot hold a
+          complete request. Same backoff.
+
+        Not retried — the recipients are marked `uncertain` instead: a read timeout, or the
+        connection dropped, after the whole request was sent. SendGrid may well have
+        accepted it (a slow answer is not a refusal), and mail/send has no idempotency key,
+        so posting it again could mail every reader of the batch twice. Resending those is
+        the user's explicit choice (`--resend-uncertain`). After `uncertain_limit` such
+        requests in a row the service is taken to be down and the send stops.
+
+        Any other 4xx (400, 401, 403, 413, ...) means the request itself is wrong and every
+        following one would be too: raise SendGridError with SendGrid's own messages.
+        """
+        from python_http_client.exceptions import HTTPError
+
+        if self._uncertain_streak >= self.uncertain_limit:
+            raise SendGridError(f"SendGrid at {self.host} left {self._uncertain_streak} requests in a row "
+                                f"unanswered; stopping (those readers are marked uncertain)")
+        attempts = rate_waits = 0
+        n = len(payload["personalizations"])
+        while True:
+            self.requests_made += 1
+            try:
+                response = self._api.client.mail.send.post(request_body=payload, timeout=self.timeout)
+            except HTTPError as e:
+                status, headers = int(e.status_code), e.headers
+                if status == 429:
+                    rate_waits += 1
+                    if rate_waits > self.rate_limit_waits:
+                        raise _refusal(status, e.body, f"SendGrid kept rate-limiting ({rate_waits} times "
+                                                       f"for one request); stopping") from None
+                    self._sleep(self._rate_limit_wait(headers, rate_waits))
+                    continue
+                if status >= 500:
+                    attempts += 1
+                    if attempts >= self.max_attempts:
+                        raise _refusal(status, e.body, f"SendGrid answered {status} {attempts} times in a row; "
+                                                       f"stopping (nothing in this request was sent)") from None
+                    self._sleep(self._backoff(attempts, headers))
+                    continue
+                raise _refusal(status, e.body, None) from None
+            except urllib.error.URLError as e:
+                attempts += 1
+                if attempts >= self.max_attempts:
+                    raise SendGridError(f"cannot reach SendGrid at {self.host}: {e.reason} "
+                                        f"({attempts} attempts; nothing in this request was sent)") from None
+                self._sleep(self._backoff(attempts, None))
+                continue
+            except (OSError, http.client.HTTPException) as e:
+                self._uncertain_streak += 1
+                what = f"no answer within {self.timeout:g} s" if isinstance(e, TimeoutError) else \
+                    f"connection lost before the answer ({type(e).__name__}: {e})"
+                return ("uncertain", f"SendGrid received the request for {n} readers but gave {what}; "
+                        f"it may have accepted it, so it is not resent automatically", None)
+            self._uncertain_streak = 0
+            message_id = response.headers.get("X-Message-Id") if response.headers else None
+            if self.sandbox:
+                return "sent", "sandbox: SendGrid validated the request and delivered nothing", message_id
+            return "sent", message_id or f"accepted ({response.status_code})", message_id
+
+    def _backoff(self, attempt: int, headers: Any) -> float:
+        wait = self.backoff * 2 ** (attempt - 1)
+        retry_after = _number(headers.get("Retry-After")) if headers is not None else None
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, self.max_backoff)
+
+    def _rate_limit_wait(self, headers: Any, attempt: int) -> float:
+        reset = _number(headers.get("X-RateLimit-Reset")) if headers is not None else None
+        if reset is None:
+            return self._backoff(attempt, headers)
+        wait = reset - time.time() if reset > 1e9 else reset  # epoch seconds (SendGrid) or a delay
+        return min(max(wait, 0.05), self.max_rate_limit_wait)
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+_HINTS = {401: f"check the API key in {SENDGRID_KEY_VAR} (its value is not shown)",
+          403: f"the API key in {SENDGRID_KEY_VAR} lacks the Mail Send permission, or the sender is not verified",
+          413: "the request is too large for SendGrid"}
+
+
+def _refusal(status: int, body: bytes | str | None, summary: str | None) -> SendGridError:
+    """SendGridError from SendGrid's answer: its `errors` (field + message), or the raw text."""
+    reason = http.client.responses.get(status, "")
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    errors: list[tuple[str | None, str]] = []
+    try:
+        data = json.loads(text) if text else {}
+        for err in data.get("errors") or []:
+            field = err.get("field")
+            field = None if field in (None, "null", "") else str(field)
+            message = str(err.get("message") or "")
+            help_ = err.get("help")
+            if help_ and help_ != "null":
+                message += f" (help: {help_})"
+            errors.append((field, message))
+    except (ValueError, AttributeError):
+        pass
+    if not errors and text.strip():
+        errors.append((None, " ".join(text.split())[:300]))
+    head = summary or f"SendGrid refused the request: {status} {reason}".rstrip()
+    if status in _HINTS and summary is None:
+        head += f" — {_HINTS[status]}"
+    return SendGridError(head, errors, status=status)

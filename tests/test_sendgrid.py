@@ -1,0 +1,402 @@
+"""The SendGrid backend through the real `sendgrid` client against a real HTTP server on loopback.
+
+The server (tests/sendgrid_server.py) validates every request against SendGrid's published
+schema and documented limits, so nothing here passes with a payload SendGrid would refuse.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from newsletter.backends import get_backend
+from newsletter.backends.sendgrid import (
+    ISSUE_ARG,
+    MESSAGE_ID_ARG,
+    SendGridBackend,
+    SendGridError,
+    build_payload,
+)
+from newsletter.config import Config, load_config
+from newsletter.errors import BackendError
+from newsletter.message import PreparedMessage, Recipient
+from tests.conftest import REPO
+from tests.sendgrid_server import (
+    SendGridServer,
+    rate_limited,
+    refuse,
+    reset_after_accept,
+    server_error,
+    slow,
+    validate_request,
+)
+
+KEY = "SG.test-key.0123456789"
+FAST = {"backoff": 0.02, "max_backoff": 0.1}
+
+
+@pytest.fixture
+def server() -> SendGridServer:
+    with SendGridServer(api_key=KEY) as sg:
+        yield sg
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+    return KEY
+
+
+def write_config(folder: Path, host: str, *, timeout: int = 5, sandbox: bool = False,
+                 batch_size: int | None = None) -> Path:
+    """The example newsletter.toml with [sendgrid] pointed at `host` (and optionally [send] batch_size)."""
+    text = (REPO / "newsletter.toml").read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^host = "https://api\.sendgrid\.com"$', f'host = "{host}"', text)
+    text = re.sub(r"(?ms)(^\[sendgrid\].*?^timeout = )\d+", rf"\g<1>{timeout}", text)
+    if sandbox:
+        text = text.replace("[sendgrid]\n", "[sendgrid]\nsandbox = true\n")
+    if batch_size is not None:
+        text = re.sub(r"(?m)^batch_size = \d+", f"batch_size = {batch_size}", text)
+    assert f'host = "{host}"' in text
+    path = folder / "newsletter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, server: SendGridServer) -> Config:
+    return load_config(write_config(tmp_path, server.url, timeout=1))
+
+
+def message(**over: object) -> PreparedMessage:
+    values: dict[str, object] = dict(
+        issue_slug="2011-11-28-free-ales-bialiatski",
+        subject="Free Ales Bialiatski — news for {{ name }}",
+        html='<p>Dear {{ name }},</p><p>Écrit à {{ email }}</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+        text="Dear {{ name }},\nUnsubscribe: {{ unsubscribe_url }}\n",
+        from_name="FIDH", from_email="newsletter@example.org", reply_to="contact@example.org",
+        list_id="FIDH campaign news — actualités <campaigns.news.example.org>",
+    )
+    values.update(over)
+    return PreparedMessage(**values)  # type: ignore[arg-type]
+
+
+def reader(i: int, name: str | None = None) -> Recipient:
+    email = f"reader{i:05d}@example.org"
+    url = f"https://news.example.org/unsubscribe/tok{i:05d}"
+    display = name if name is not None else f"Reader {i}"
+    return Recipient(email=email, name=display, message_id=f"<{i:05d}.issue@news.example.org>",
+                     fields={"name": display, "email": email, "unsubscribe_url": url},
+                     list_unsubscribe=f"<{url}>, <mailto:unsubscribe@example.org?subject=unsubscribe>")
+
+
+def backend(config: Config, **options: object) -> SendGridBackend:
+    b = get_backend("sendgrid", config, **{**FAST, **options})
+    assert isinstance(b, SendGridBackend)
+    return b
+
+
+# --------------------------------------------------------------------------- the payload and the validator
+
+def test_payload_passes_the_published_schema_and_carries_each_readers_parts() -> None:
+    payload = build_payload(message(), [reader(1), reader(2, name="Zoë <O'Brien> & Co")])
+    assert validate_request(payload) == []
+    p = payload["personalizations"][1]
+    assert p["to"] == [{"email": "reader00002@example.org", "name": "Zoë <O'Brien> & Co"}]
+    assert p["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert p["headers"]["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe/tok00002>")
+    assert p["headers"]["Message-ID"] == "<00002.issue@news.example.org>"
+    assert p["custom_args"] == {MESSAGE_ID_ARG: "<00002.issue@news.example.org>"}
+    assert p["subject"] == "Free Ales Bialiatski — news for Zoë <O'Brien> & Co"
+    assert payload["custom_args"] == {ISSUE_ARG: "2011-11-28-free-ales-bialiatski"}
+    assert payload["categories"] == ["2011-11-28-free-ales-bialiatski"]
+    assert payload["headers"]["List-Id"].endswith(" <campaigns.news.example.org>")
+    assert payload["headers"]["List-Id"].isascii()  # RFC 2047-encoded display text
+    assert payload["reply_to"] == {"email": "contact@example.org"}
+    assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
+    assert "{{" not in json.dumps(payload["content"])
+
+
+def test_the_validator_rejects_what_sendgrid_rejects() -> None:
+    good = build_payload(message(), [reader(1), reader(2)])
+    assert validate_request(good) == []
+
+    def broken(change) -> list[dict]:
+        body = copy.deepcopy(good)
+        change(body)
+        return validate_request(body)
+
+    cases = {
+        "from": lambda b: b.pop("from"),
+        "personalizations.0.to.0.email": lambda b: b["personalizations"][0]["to"][0].update(email="not-an-address"),
+        "personalizations.0.substitutions.-nlh-name-":
+            lambda b: b["personalizations"][0]["substitutions"].update({"-nlh-name-": 3}),
+        "custom_args": lambda b: b.update(custom_args=42),
+        "categories": lambda b: b.update(categories=[f"c{i}" for i in range(11)]),
+        "personalizations.0.headers.Reply-To": lambda b: b["personalizations"][0]["headers"].update({"Reply-To": "x"}),
+        "personalizations.1.to.0.email": lambda b: b["personalizations"][1]["to"][0].update(
+            email="reader00001@example.org"),
+        "personalizations": lambda b: b.update(personalizations=[
+            {"to": [{"email": f"r{i}@example.org"}]} for i in range(1001)]),
+    }
+    for field, change in cases.items():
+        errors = broken(change)
+        assert errors, f"the server accepted a payload with a bad {field}"
+        assert field in {e["field"] for e in errors}, (field, errors)
+    big = broken(lambda b: b["personalizations"][0]["substitutions"].update({"-nlt-x-": "é" * 5001}))
+    assert any("10000 bytes" in e["message"] for e in big)
+    # top-level custom_args: the published file says string, the API takes an object - both pass
+    assert broken(lambda b: b.update(custom_args="legacy")) == []
+
+
+def test_an_invalid_request_gets_sendgrids_400_and_stops_the_send(config: Config, server: SendGridServer,
+                                                                    api_key: str) -> None:
+    bad = Recipient(email="no-at-sign", name="X", fields={}, message_id="<x@y>", list_unsubscribe="<https://x/u>")
+    with backend(config) as b:
+        b.open(message())
+        with pytest.raises(SendGridError) as err:
+            b.send_messages([reader(1), bad])
+    assert err.value.status == 400
+    assert any(field == "personalizations.1.to.0.email" for field, _ in err.value.errors)
+    assert "SendGrid: personalizations.1.to.0.email: 'no-at-sign' is not a 'email'" in err.value.lines()
+    assert server.accepted_count == 0
+
+
+# --------------------------------------------------------------------------- volume and accounting
+
+def test_2500_recipients_go_out_in_exactly_3_requests(config: Config, server: SendGridServer, api_key: str) -> None:
+    readers = [reader(i) for i in range(2500)]
+    with backend(config) as b:
+        b.open(message())
+        outcomes = [o for start in range(0, 2500, 1000) for o in b.send_messages(readers[start:start + 1000])]
+    assert [r.personalizations for r in server.requests] == [1000, 1000, 500]
+    assert all(r.status == 202 for r in server.requests)
+    assert server.count_by_email() == {r.email: 1 for r in readers}
+    assert [o.email for o in outcomes] == [r.email for r in readers]
+    assert {o.status for o in outcomes} == {"sent"}
+    request_ids = [r.message_id for r in server.requests]
+    assert [o.remote_id for o in outcomes] == [request_ids[i // 1000] for i in range(2500)]
+    # what reader 1234 gets, once SendGrid has applied the substitutions
+    got = server.render("reader01234@example.org")
+    assert got["subject"] == "Free Ales Bialiatski — news for Reader 1234"
+    assert "Dear Reader 1234,\nUnsubscribe: https://news.example.org/unsubscribe/tok01234" in got["text"]
+    assert 'href="https://news.example.org/unsubscribe/tok01234"' in got["html"]
+    assert "Écrit à reader01234@example.org" in got["html"]
+    assert got["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert got["custom_args"] == {ISSUE_ARG: "2011-11-28-free-ales-bialiatski",
+                                  MESSAGE_ID_ARG: "<01234.issue@news.example.org>"}
+
+
+def test_a_batch_over_1000_is_split_and_duplicates_never_share_a_request(config: Config, server: SendGridServer,
+                                                                          api_key: str) -> None:
+    readers = [reader(i) for i in range(2500)]
+    with backend(config) as b:
+        b.open(message())
+        outcomes = b.send_messages(readers)
+    assert [r.personalizations for r in server.requests] == [1000, 1000, 500]
+    assert [o.email for o in outcomes] == [r.email for r in readers]
+    server.requests.clear()
+    with backend(config) as b:
+        b.open(message())
+        twice = [reader(1), reader(2), reader(1)]
+        assert [o.status for o in b.send_messages(twice)] == ["sent"] * 3
+    assert [r.personalizations for r in server.requests] == [2, 1]  # SendGrid refuses a repeat within one request
+
+
+def test_html_values_are_escaped_text_values_are_not_and_own_text_never_collides(
+        config: Config, server: SendGridServer, api_key: str) -> None:
+    msg = message(html="<p>-nlh-name- is literal; {{ name }}</p>", text="-nlt-x- and {{ name }}")
+    odd = reader(7, name="A <b> & -nlh-")
+    with backend(config) as b:
+        b.open(msg)
+        assert b.send_messages([odd])[0].status == "sent"
+    got = server.render(odd.email)
+    assert got["html"] == "<p>-nlh-name- is literal; A &lt;b&gt; &amp; -nlh-</p>"
+    assert got["text"] == "-nlt-x- and A <b> & -nlh-"
+
+
+def test_a_reader_over_the_substitution_limit_fails_alone(config: Config, server: SendGridServer,
+                                                          api_key: str) -> None:
+    huge = Recipient(email="huge@example.org", name="H", message_id="<h@x>", list_unsubscribe="<https://x/u>",
+                     fields={"name": "x" * 6000, "email": "huge@example.org", "unsubscribe_url": "https://x/u"})
+    with backend(config) as b:
+        b.open(message())
+        outcomes = b.send_messages([reader(1), huge, reader(2)])
+    assert [o.status for o in outcomes] == ["sent", "failed", "sent"]
+    assert "10000-byte limit" in outcomes[1].detail
+    assert set(server.count_by_email()) == {"reader00001@example.org", "reader00002@example.org"}
+
+
+# --------------------------------------------------------------------------- what SendGrid answers
+
+def test_429_is_waited_out_as_the_headers_say_then_retried(config: Config, server: SendGridServer,
+                                                          api_key: str) -> None:
+    server.script(rate_limited(reset_in=1.0))
+    with backend(config) as b:
+        b.open(message())
+        outcomes = b.send_messages([reader(i) for i in range(10)])
+    first, second = server.requests
+    assert first.status == 429 and second.status == 202
+    # X-RateLimit-Reset is whole epoch seconds: the retry must not come before it
+    assert first.headers["X-RateLimit-Remaining"] == "0"
+    assert second.at >= int(first.headers["X-RateLimit-Reset"]) - 0.01, (first.headers, second.at)
+    assert {o.status for o in outcomes} == {"sent"}
+    assert server.count_by_email() == {reader(i).email: 1 for i in range(10)}
+
+
+def test_5xx_is_retried_with_backoff_and_gives_up_bounded(config: Config, server: SendGridServer,
+                                                          api_key: str) -> None:
+    server.script(server_error(503), server_error(500))
+    with backend(config) as b:
+        b.open(message())
+        assert {o.status for o in b.send_messages([reader(1), reader(2)])} == {"sent"}
+    assert [r.status for r in server.requests] == [503, 500, 202]
+    assert server.count_by_email() == {reader(1).email: 1, reader(2).email: 1}
+
+    server.script(*[server_error(503)] * 3)
+    with backend(config, max_attempts=3) as b:
+        b.open(message())
+        with pytest.raises(SendGridError, match="answered 503 3 times"):
+            b.send_messages([reader(3)])
+    assert server.pending_faults == 0 and reader(3).email not in server.count_by_email()
+
+
+def test_other_4xx_stop_the_send_with_sendgrids_own_words(config: Config, server: SendGridServer,
+                                                          api_key: str) -> None:
+    server.script(refuse(403, "The from address does not match a verified Sender Identity.", "from"))
+    with backend(config) as b:
+        b.open(message())
+        with pytest.raises(SendGridError) as err:
+            b.send_messages([reader(1)])
+    assert err.value.status == 403
+    assert "SendGrid: from: The from address does not match a verified Sender Identity." in err.value.lines()
+    assert len(server.requests) == 1  # not retried
+
+
+def test_a_wrong_key_is_401_naming_the_variable_not_the_value(config: Config, server: SendGridServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.wrong-secret-value")
+    with backend(config) as b:
+        b.open(message())
+        with pytest.raises(SendGridError) as err:
+            b.send_messages([reader(1)])
+    assert err.value.status == 401 and "SENDGRID_API_KEY" in str(err.value)
+    assert "wrong-secret-value" not in str(err.value) + repr(b)
+    assert server.accepted_count == 0
+
+
+def test_a_read_timeout_marks_the_batch_uncertain_and_does_not_resend(config: Config, server: SendGridServer,
+                                                                      api_key: str) -> None:
+    server.script(slow(2.0))  # accepted, but the answer comes after the client's 1 s timeout
+    with backend(config) as b:
+        b.open(message())
+        first = b.send_messages([reader(1), reader(2)])
+        second = b.send_messages([reader(3)])
+    assert [o.status for o in first] == ["uncertain", "uncertain"]
+    assert "not resent" in first[0].detail
+    assert [o.status for o in second] == ["sent"]
+    # SendGrid did take the first request: sent exactly once, never posted again
+    assert server.count_by_email() == {reader(1).email: 1, reader(2).email: 1, reader(3).email: 1}
+    assert len(server.requests) == 2
+
+
+def test_a_reset_after_the_request_was_sent_is_uncertain_and_repeated_silence_stops(
+        config: Config, server: SendGridServer, api_key: str) -> None:
+    server.script(reset_after_accept())
+    with backend(config, uncertain_limit=1) as b:
+        b.open(message())
+        assert [o.status for o in b.send_messages([reader(1)])] == ["uncertain"]
+        with pytest.raises(SendGridError, match="unanswered"):
+            b.send_messages([reader(2)])
+    assert server.count_by_email() == {reader(1).email: 1}
+
+
+def test_connection_refused_before_sending_is_retried(tmp_path: Path, api_key: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    later: list[SendGridServer] = []
+
+    def start_later() -> None:
+        time.sleep(0.4)
+        later.append(SendGridServer(api_key=KEY, port=port).start())
+
+    cfg = load_config(write_config(tmp_path, f"http://127.0.0.1:{port}", timeout=2))
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    try:
+        with backend(cfg, backoff=0.1, max_backoff=0.2, max_attempts=20) as b:
+            b.open(message())
+            outcomes = b.send_messages([reader(1)])
+            assert b.requests_made >= 2  # at least one refused attempt before the server was up
+    finally:
+        thread.join()
+        for s in later:
+            s.stop()
+    assert outcomes[0].status == "sent"
+    assert later[0].count_by_email() == {reader(1).email: 1}
+
+
+def test_sandbox_mode_is_validated_and_delivers_nothing(tmp_path: Path, server: SendGridServer, api_key: str) -> None:
+    cfg = load_config(write_config(tmp_path, server.url, sandbox=True))
+    with backend(cfg) as b:
+        b.open(message())
+        outcomes = b.send_messages([reader(1), reader(2)])
+    assert server.requests[0].status == 200
+    assert server.accepted_count == 0 and server.sandboxed_count == 2
+    assert all(o.detail.startswith("sandbox") for o in outcomes)
+
+
+# --------------------------------------------------------------------------- configuration
+
+def test_bad_configuration_fails_when_the_backend_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    with pytest.raises(BackendError, match="SENDGRID_API_KEY is not set"):
+        get_backend("sendgrid", cfg)
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.abc\nInjected: yes")
+    with pytest.raises(BackendError, match="SENDGRID_API_KEY contains") as err:
+        get_backend("sendgrid", cfg)
+    assert "Injected" not in str(err.value)
+    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+    with pytest.raises(BackendError, match=r"\[sendgrid\] host"):
+        get_backend("sendgrid", load_config(write_config(tmp_path, "https://api.sendgrid.com/v3")))
+    with pytest.raises(BackendError, match="max_attempts"):
+        get_backend("sendgrid", cfg, max_attempts=-1)
+
+
+def test_newsletter_help_does_not_import_sendgrid() -> None:
+    code = ("import sys\nfrom newsletter.cli import cli\n"
+            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED' if any(m == 'sendgrid' or m.startswith('sendgrid.') for m in sys.modules) else 'CLEAN')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "CLEAN", out.stdout + out.stderr
+
+
+def test_the_server_runs_as_a_module(tmp_path: Path, api_key: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.sendgrid_server", "--port", str(port), "--record", "count"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True, env={"SENDGRID_API_KEY": KEY,
+                                                                              "PATH": "/usr/bin:/bin"})
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
+        cfg = load_config(write_config(tmp_path, f"http://127.0.0.1:{port}"))
+        with backend(cfg) as b:
+            b.open(message())
+            assert {o.status for o in b.send_messages([reader(i) for i in range(5)])} == {"sent"}
+    finally:
+        proc.send_signal(2)  # SIGINT, as Ctrl-C
+        out, _ = proc.communicate(timeout=10)
+    assert "1 requests, 5 recipients accepted" in out
