@@ -37,11 +37,15 @@ def test_serve_accepts_current_and_listed_old_keys(project: Path) -> None:
     new_link = "/unsubscribe/" + make_token(SigningKeys(NEW.encode(), (), False), "new@example.org", config.list_id)
     old_link = "/unsubscribe/" + make_token(SigningKeys(OLD.encode(), (), False), "old@example.org", config.list_id)
     with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": f"unused-key-xyz,{OLD}"}) \
-            as port:
+            as served:
+        port = served.port
         assert request(port, "GET", new_link).status == 200
         assert one_click(port, new_link).status == 200
         assert one_click(port, old_link).status == 200
-    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": ""}) as port:
+    assert NEW not in served.output() and OLD not in served.output()
+    assert "/unsubscribe/<token> 200" in served.output() and new_link not in served.output()  # tokens name readers
+    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": ""}) as served:
+        port = served.port
         tampered = new_link[:-1] + ("A" if new_link[-1] != "A" else "B")
         assert one_click(port, tampered).status == 400
         assert one_click(port, old_link).status == 400  # old key no longer listed

@@ -86,18 +86,30 @@ def serve_in_thread(config: Config, keys: SigningKeys) -> Iterator[int]:
         sock.close()
 
 
+@dataclass
+class Served:
+    port: int
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
 @contextmanager
-def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[int]:
-    """`newsletter serve` as a real process on a free port; yields the port once it answers."""
+def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[Served]:
+    """`newsletter serve` as a real process on a free port, its output in a log file next to `cwd`."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), *args], cwd=cwd, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = cwd.parent / f"serve-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1",
+                                 "--port", str(port), *args], cwd=cwd, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    served = Served(port, log)
     try:
         deadline = time.monotonic() + 20
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"newsletter serve exited {proc.returncode}: {proc.stdout.read()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"newsletter serve exited {proc.returncode}: {served.output()}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
@@ -105,7 +117,7 @@ def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ())
                 if time.monotonic() > deadline:
                     raise RuntimeError("newsletter serve did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield served
     finally:
         proc.terminate()
         try:
@@ -113,5 +125,3 @@ def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ())
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
