@@ -2,29 +2,40 @@
 
 Either every output file is written or none is: outputs go to a temporary folder that
 replaces the old one in one rename, so a failed build never leaves a half-written issue.
+`build_many` renders every issue first and writes only when all of them are good, so one
+run reports every problem and a bad issue never leaves its neighbours half-updated.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.config import Config
+from newsletter.errors import InputError, Problem
 from newsletter.issue import Issue, load_issue
-from newsletter.placeholders import Template
+from newsletter.placeholders import STANDARD_FIELDS, Template
 from newsletter.render import Rendered, render_issue
 
 GMAIL_CLIP_BYTES = 102 * 1024
+#: Above this the summary warns that the next edit may cross Gmail's clip.
+NEAR_CLIP_BYTES = 90 * 1024
+#: Inboxes cut subjects around here (Gmail on a phone shows ~40, desktop ~70-80).
+SUBJECT_WARN_CHARS = 80
 #: What a realistic reader looks like when sizing the email (Gmail clips above 102 KB).
 SAMPLE_RECIPIENT = {
     "name": "Maximilian Alexander Featherstonehaugh-Bialiatski",
     "email": "maximilian.featherstonehaugh@example-subscriber.org",
     "unsubscribe_url": "https://news.example.org/unsubscribe/" + "x" * 120,
 }
+OUTPUTS = ("email.html", "email.txt", "web.html")
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class Built:
     rendered: Rendered
     out_dir: Path
     warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def slug(self) -> str:
@@ -49,13 +61,39 @@ class Built:
 
 def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Built:
     """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
+    started = time.perf_counter()
     issue = load_issue(issue_path, display=_display(issue_path))
     rendered = render_issue(issue, config)
     out_dir = config.build_dir / issue.slug
-    built = Built(issue=issue, config=config, rendered=rendered, out_dir=out_dir)
+    built = Built(issue=issue, config=config, rendered=rendered, out_dir=out_dir,
+                  seconds=time.perf_counter() - started)
     built.warnings.extend(_warnings(built))
     if write:
-        _write(built)
+        write_built(built)
+    return built
+
+
+def build_many(paths: Iterable[Path], config: Config) -> list[Built]:
+    """Build every issue; write them only if all are good, else raise one InputError with every problem."""
+    built: list[Built] = []
+    problems: list[Problem] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            b = build_issue(path, config, write=False)
+        except InputError as e:
+            problems.extend(e.problems)
+            continue
+        if b.slug in seen:
+            problems.append(Problem(_display(path), None, "",
+                                    f"builds to the same folder as {_display(seen[b.slug])} (build/{b.slug}/)"))
+            continue
+        seen[b.slug] = path
+        built.append(b)
+    if problems:
+        raise InputError(problems)
+    for b in built:
+        write_built(b)
     return built
 
 
@@ -63,15 +101,24 @@ def _warnings(built: Built) -> list[str]:
     out = []
     size = built.sample_html_bytes()
     if size > GMAIL_CLIP_BYTES:
-        out.append(f"email.html is {size / 1024:.1f} KB: Gmail clips messages over 102 KB")
-    elif size > 90 * 1024:
+        out.append(f"email.html is {size / 1024:.1f} KB: Gmail clips messages over 102 KB "
+                   "(and hides the unsubscribe link with the rest)")
+    elif size > NEAR_CLIP_BYTES:
         out.append(f"email.html is {size / 1024:.1f} KB: close to Gmail's 102 KB clipping limit")
     if not built.issue.preheader:
         out.append("no preheader: inboxes will show the first text of the email instead")
+    if len(built.issue.subject) > SUBJECT_WARN_CHARS:
+        out.append(f"subject is {len(built.issue.subject)} characters: inboxes cut it around {SUBJECT_WARN_CHARS}")
+    extra = sorted(set(built.rendered.fields) - set(STANDARD_FIELDS))
+    if extra:
+        names = ", ".join("{{ " + f + " }}" for f in extra)
+        out.append(f"{names}: not a standard field (name, email, unsubscribe_url); "
+                   "each must be a column of the subscriber CSV or it stays empty")
     return out
 
 
-def _write(built: Built) -> None:
+def write_built(built: Built) -> None:
+    """Replace build/<slug>/ with this build's files, all at once."""
     r = built.rendered
     files = {
         "email.html": r.html,
@@ -83,6 +130,7 @@ def _write(built: Built) -> None:
                 "slug": built.slug,
                 "subject": built.issue.subject,
                 "preheader": built.issue.preheader,
+                "title": built.issue.title,
                 "date": built.issue.date.isoformat(),
                 "language": built.issue.language or built.config.default_language,
                 "fields": sorted(r.fields),
@@ -110,20 +158,45 @@ def _write(built: Built) -> None:
         raise
 
 
+_HREF = re.compile(r'\bhref="([^"]+)"', re.I)
+
+
 def summary(built: Built) -> list[str]:
-    """The one-screen summary `newsletter build` prints."""
+    """The one-screen summary `newsletter build` prints: what was built, how big, what to fix."""
+    r = built.rendered
     size = built.sample_html_bytes()
     margin = (GMAIL_CLIP_BYTES - size) / 1024
+    links = {u for u in _HREF.findall(r.html) if not u.startswith("{{")}
+    language = built.issue.language or built.config.default_language
     lines = [
-        f"built    {_display(built.out_dir)}/ (email.html, email.txt, web.html)",
-        f"subject  {built.issue.subject}",
-        f"size     {size / 1024:.1f} KB HTML "
-        + (f"({margin:.1f} KB under Gmail's 102 KB clip)" if margin >= 0
-           else f"({-margin:.1f} KB OVER Gmail's 102 KB clip)"),
-        f"text     {len(built.rendered.text.encode('utf-8')) / 1024:.1f} KB",
+        f"built      {_display(built.out_dir)}/  ({', '.join(OUTPUTS)})  in {built.seconds:.2f} s",
+        f"subject    {built.issue.subject}",
+        f"preheader  {built.issue.preheader or '-'}",
+        f"content    {_n(len(built.issue.blocks), 'block')}, {_n(_count_images(built.issue.blocks), 'image')}, "
+        f"{_n(len(links), 'link')}; language {language}",
+        f"email      {size / 1024:.1f} KB HTML with a sample reader, "
+        + (f"{margin:.1f} KB under Gmail's 102 KB clip" if margin >= 0
+           else f"{-margin:.1f} KB OVER Gmail's 102 KB clip"),
+        f"           {len(r.text.encode('utf-8')) / 1024:.1f} KB text; "
+        f"fields {', '.join(sorted(r.fields)) or '-'}",
+        f"web        {built.config.web_url(built.slug)}",
     ]
-    lines += [f"warning  {w}" for w in built.warnings]
+    lines += [f"warning    {w}" for w in built.warnings]
     return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def _count_images(value: object) -> int:
+    """Images the editor put in the issue (block images, galleries, video thumbnails)."""
+    if isinstance(value, dict):
+        own = 1 if "src" in value and "alt" in value else 0
+        return own + sum(_count_images(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_images(v) for v in value)
+    return 0
 
 
 def _display(path: Path) -> str:

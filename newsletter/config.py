@@ -128,7 +128,7 @@ def load_config(path: Path | None = None) -> Config:
     chk = Checker(name)
     v = _SCHEMA(chk, _with_lines(data, text), 1, "")
     if chk.problems:
-        raise ConfigError(chk.problems)
+        raise ConfigError(sorted(chk.problems, key=lambda p: p.line or 0))
     root = path.parent
 
     def p(value: str | None, default: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 from newsletter.errors import InputError, Problem
 from newsletter.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url
-from newsletter.source import line_of, load_yaml
+from newsletter.source import line_of, load_yaml_lenient
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LANGUAGES = ("en", "fr")
@@ -134,8 +134,9 @@ def load_issue(path: Path, *, display: str | None = None) -> Issue:
     """Read and validate an issue file; raise InputError listing every problem found."""
     name = display or str(path)
     slug = path.stem
-    data = load_yaml(path, display=name)
+    data, problems = load_yaml_lenient(path, display=name)
     chk = Checker(name)
+    chk.problems.extend(problems)
     if not SLUG.fullmatch(slug):
         chk.add(None, "", f"file name {path.name!r} cannot be an issue id: use letters, digits, '.', '-', '_'")
     if data is None:
@@ -143,7 +144,7 @@ def load_issue(path: Path, *, display: str | None = None) -> Issue:
         raise InputError(chk.problems)
     v = _ISSUE(chk, data, 1, "")
     if chk.problems:
-        raise InputError(chk.problems)
+        raise InputError(sorted(chk.problems, key=lambda p: p.line or 0))
     return Issue(
         path=path, slug=slug, subject=v["subject"], preheader=v["preheader"],
         title=v["title"] or v["subject"], date=v["date"], language=v["language"],

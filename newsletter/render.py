@@ -188,13 +188,51 @@ def mjml_to_html(mjml: str) -> str:
         raise InputError([Problem("email.mjml", None, "template", f"MJML error: {e}")]) from None
 
 
+def _compile(mjml: str, issue: Issue, config: Config) -> str:
+    """mjml_to_html, and when MRML refuses the whole, find the template that broke it."""
+    try:
+        return mjml_to_html(mjml)
+    except InputError as whole:
+        raise InputError([_locate_mjml_error(issue, config) or whole.problems[0]]) from None
+
+
+def _locate_mjml_error(issue: Issue, config: Config) -> Problem | None:
+    """MRML's errors carry no position; compile each partial and block alone to name the culprit."""
+    language = issue.language or config.default_language
+    env = environment(config, language)
+    ctx = context(issue, config, personal=True)
+    parts = [("partials/header.mjml.j2", "", ctx), ("partials/footer.mjml.j2", "", ctx)]
+    parts += [(f"blocks/{b['type']}.mjml.j2", f"blocks[{i}]", {**ctx, "block": b})
+              for i, b in enumerate(issue.blocks)]
+    for name, field, part_ctx in parts:
+        template = env.get_template(name)
+        body = template.render(part_ctx)
+        try:
+            mjml_to_html(f"<mjml><mj-body>{body}</mj-body></mjml>")
+        except InputError as e:
+            message = e.problems[0].message
+            return Problem(_display(template.filename or name), None, field or "template", message)
+    return None
+
+
 def inline_css(html: str) -> str:
     """Inline CSS into style attributes, keeping @media (responsive, dark mode) in <style>."""
+    try:
+        out = _premailer(html)
+    except Exception as e:  # lxml/cssutils errors on CSS a project's template wrote
+        raise InputError([Problem("email.html", None, "template", f"cannot inline the CSS: {e}")]) from None
+    out = restore(out)
+    if not out.lstrip().lower().startswith("<!doctype"):
+        out = "<!doctype html>\n" + out
+    return out
+
+
+def _premailer(html: str) -> str:
     import cssutils
     from premailer import Premailer
 
     cssutils.log.setLevel(logging.CRITICAL)
-    out = Premailer(
+    return Premailer(
         protect(html),
         allow_network=False,
         allow_loading_external_files=False,
@@ -205,18 +243,14 @@ def inline_css(html: str) -> str:
         cache_css_parsing=True,
         remove_classes=False,
     ).transform()
-    out = restore(out)
-    if not out.lstrip().lower().startswith("<!doctype"):
-        out = "<!doctype html>\n" + out
-    return out
 
 
 def render_issue(issue: Issue, config: Config) -> Rendered:
     """The whole pipeline for one issue."""
     mjml = render_mjml(issue, config, personal=True)
-    html = inline_css(mjml_to_html(mjml))
+    html = inline_css(_compile(mjml, issue, config))
     web_mjml = render_mjml(issue, config, personal=False)
-    web_html = fill_web(inline_css(mjml_to_html(web_mjml)), issue, config)
+    web_html = fill_web(inline_css(_compile(web_mjml, issue, config)), issue, config)
     text = render_text(issue, config)
     fields = frozenset(PLACEHOLDER.findall(html)) | frozenset(PLACEHOLDER.findall(text))
     return Rendered(mjml=mjml, html=html, text=text, web_html=web_html, fields=fields)

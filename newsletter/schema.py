@@ -216,4 +216,6 @@ def _kind(value: Any) -> str:
         return f"a number ({value})"
     if isinstance(value, dt.date):
         return f"a date ({value})"
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
     return f"{type(value).__name__}"

@@ -45,6 +45,16 @@ def line_of(container: Any, key: Any = None) -> int | None:
 
 def load_yaml(path: Path, *, display: str | None = None) -> Any:
     """Read a YAML file into Map/Seq/scalars, raising InputError with FILE:LINE on any problem."""
+    value, problems = load_yaml_lenient(path, display=display)
+    if problems:
+        raise InputError(problems)
+    return value
+
+
+def load_yaml_lenient(path: Path, *, display: str | None = None) -> tuple[Any, list[Problem]]:
+    """Like `load_yaml`, but problems inside a well-formed file (duplicate keys, bad scalars)
+    are returned with the data instead of raised, so validation can carry on and report
+    everything in one run. Unreadable or malformed files still raise InputError."""
     name = display or str(path)
     try:
         size = path.stat().st_size
@@ -62,10 +72,17 @@ def load_yaml(path: Path, *, display: str | None = None) -> Any:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError([Problem(name, line, "", "not valid UTF-8 text")]) from None
-    return parse_yaml(text, name)
+    return parse_yaml_lenient(text, name)
 
 
 def parse_yaml(text: str, name: str) -> Any:
+    value, problems = parse_yaml_lenient(text, name)
+    if problems:
+        raise InputError(problems)
+    return value
+
+
+def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -78,53 +95,62 @@ def parse_yaml(text: str, name: str) -> Any:
         raise InputError([Problem(name, None, "", f"malformed YAML: {e}")]) from None
     try:
         if node is None:
-            return None
+            return None, []
         problems: list[Problem] = []
         budget = [MAX_NODES]
-        value = _convert(loader, node, name, problems, budget)
-        if problems:
-            raise InputError(problems)
-        return value
+        value = _convert(loader, node, name, problems, budget, "")
+        return value, problems
     finally:
         loader.dispose()
 
 
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
 def _convert(loader: yaml.SafeLoader, node: yaml.Node, name: str, problems: list[Problem],
-             budget: list[int]) -> Any:
+             budget: list[int], path: str) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         if budget[0] == -1:
-            problems.append(Problem(name, node.start_mark.line + 1, "",
+            problems.append(Problem(name, node.start_mark.line + 1, path,
                                     f"too many values (over {MAX_NODES:,}; aliases expanding?)"))
         return None
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        try:
+            loader.flatten_mapping(node)
+        except yaml.MarkedYAMLError as e:
+            problems.append(Problem(name, line, path, f"bad merge key: {e.problem}"))
+            return None
         out = Map()
         out.line = line
         out.lines = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(Problem(name, key_node.start_mark.line + 1, "", "keys must be plain names"))
+                problems.append(Problem(name, key_node.start_mark.line + 1, path, "keys must be plain names"))
                 continue
             key = str(key_node.value)
             if key in out.lines:
-                problems.append(Problem(name, key_node.start_mark.line + 1, key,
+                problems.append(Problem(name, key_node.start_mark.line + 1, _join(path, key),
                                         f"duplicate key (first set on line {out.lines[key]})"))
                 continue
             out.lines[key] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, name, problems, budget)
+            out[key] = _convert(loader, value_node, name, problems, budget, _join(path, key))
         return out
     if isinstance(node, yaml.SequenceNode):
         seq = Seq()
         seq.line = line
         seq.lines = []
-        for item in node.value:
+        for i, item in enumerate(node.value):
             seq.lines.append(item.start_mark.line + 1)
-            seq.append(_convert(loader, item, name, problems, budget))
+            seq.append(_convert(loader, item, name, problems, budget, _join(path, i)))
         return seq
     try:
         return loader.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as e:
-        problems.append(Problem(name, line, "", f"bad value {node.value!r}: {e}"))
-        return None
+    except (yaml.YAMLError, ValueError, OverflowError):
+        # A scalar that looks like a date or number but is not one (2011-13-40): keep the
+        # text, and let the schema say what the field wants, naming the field.
+        return node.value
