@@ -229,6 +229,8 @@ class Fault:
     accept: validate and record the request as accepted before the fault (slow / reset).
     delay: seconds to wait before answering (longer than the client's timeout = read timeout).
     reset: drop the connection with a TCP RST instead of answering.
+    Neither status, delay nor reset: answer normally (`ok()`). Not accepted but delayed
+    without reset: a 503 after the delay.
     """
 
     status: int | None = None
@@ -237,6 +239,11 @@ class Fault:
     delay: float = 0.0
     reset: bool = False
     body: dict[str, Any] | None = None
+
+
+def ok() -> Fault:
+    """Answer this request normally (to script a fault for a later one)."""
+    return Fault()
 
 
 def rate_limited(reset_in: float = 1.0) -> Fault:
@@ -518,7 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             count = len(body.get("personalizations") or []) if isinstance(body, dict) else 0
             return self._refuse(400, errors=errors, count=count)
-        if fault is not None and not fault.accept:
+        if fault is not None and not fault.accept and (fault.reset or fault.delay):
             self.sg._log(None, len(body["personalizations"]), None, [_error("connection reset (scripted)")])
             if fault.delay:
                 time.sleep(fault.delay)

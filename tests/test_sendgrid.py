@@ -32,6 +32,7 @@ from newsletter.message import PreparedMessage, Recipient
 from tests.conftest import REPO
 from tests.sendgrid_server import (
     SendGridServer,
+    ok,
     rate_limited,
     refuse,
     reset_after_accept,
@@ -167,6 +168,9 @@ def test_an_invalid_request_gets_sendgrids_400_and_stops_the_send(config: Config
             b.send_messages([reader(1), bad])
     assert err.value.status == 400
     assert any(field == "personalizations.1.to.0.email" for field, _ in err.value.errors)
+    # refused: recorded as failed with SendGrid's words, so a rerun tries them again
+    assert [(o.email, o.status) for o in err.value.outcomes] == [(reader(1).email, "failed"), ("no-at-sign", "failed")]
+    assert "'no-at-sign' is not a 'email'" in err.value.outcomes[0].detail
     assert "SendGrid: personalizations.1.to.0.email: 'no-at-sign' is not a 'email'" in err.value.lines()
     assert server.accepted_count == 0
 
@@ -199,10 +203,13 @@ def test_2500_recipients_go_out_in_exactly_3_requests(config: Config, server: Se
 def test_a_batch_over_1000_is_split_and_duplicates_never_share_a_request(config: Config, server: SendGridServer,
                                                                           api_key: str) -> None:
     readers = [reader(i) for i in range(2500)]
+    handed: list[int] = []
     with backend(config) as b:
+        b.on_handoff = lambda rs: handed.append(len(rs))
         b.open(message())
         outcomes = b.send_messages(readers)
     assert [r.personalizations for r in server.requests] == [1000, 1000, 500]
+    assert handed == [1000, 1000, 500]  # the ledger marks each request's readers just before it goes
     assert [o.email for o in outcomes] == [r.email for r in readers]
     server.requests.clear()
     with backend(config) as b:
@@ -400,3 +407,22 @@ def test_the_server_runs_as_a_module(tmp_path: Path, api_key: str) -> None:
         proc.send_signal(2)  # SIGINT, as Ctrl-C
         out, _ = proc.communicate(timeout=10)
     assert "1 requests, 5 recipients accepted" in out
+
+
+def test_a_refusal_mid_batch_keeps_the_earlier_requests_outcomes(config: Config, server: SendGridServer,
+                                                                 api_key: str) -> None:
+    server.script(ok(), refuse(400, "The content value must be a string at least one character in length.",
+                               "content.0.value"))
+    readers = [reader(i) for i in range(2500)]
+    handed: list[int] = []
+    with backend(config) as b:
+        b.on_handoff = lambda rs: handed.append(len(rs))
+        b.open(message())
+        with pytest.raises(SendGridError) as err:
+            b.send_messages(readers)
+    assert handed == [1000, 1000]  # the third request was never handed off: those readers stay unsent
+    got = err.value.outcomes
+    assert [o.status for o in got] == ["sent"] * 1000 + ["failed"] * 1000
+    assert [o.email for o in got] == [r.email for r in readers[:2000]]
+    assert "SendGrid: content.0.value: The content value must be" in got[1500].detail
+    assert server.count_by_email() == {r.email: 1 for r in readers[:1000]}

@@ -64,8 +64,8 @@ class SendGridError(BackendError):
 
     `errors` are SendGrid's `(field, message)` pairs. `outcomes` are the recipients of this
     batch whose fate was already settled before the failure (requests of the same batch that
-    went out earlier): record them, or a rerun would send them again. With batches of at
-    most 1,000 recipients (one request each) it is always empty.
+    went out earlier) plus, as `failed` with SendGrid's words, those of the request that was
+    refused: record them, or a rerun would send the earlier ones again.
     """
 
     def __init__(self, summary: str, errors: Sequence[tuple[str | None, str]] = (), *,
@@ -219,6 +219,9 @@ class SendGridBackend(Backend):
     """
 
     name = "sendgrid"
+    #: `handoff()` is called right before each request is posted: the ledger marks exactly
+    #: the readers of that request `sending`, never those of later requests in the batch.
+    reports_handoff = True
 
     def __init__(self, config: Config, **options: object) -> None:
         super().__init__(config, **options)
@@ -279,9 +282,19 @@ class SendGridBackend(Backend):
         seen: set[str] = set()
 
         def flush() -> None:
+            if self._uncertain_streak >= self.uncertain_limit:
+                raise SendGridError(f"SendGrid at {self.host} left {self._uncertain_streak} requests in a row "
+                                    f"unanswered; stopping (those readers are marked uncertain)",
+                                    outcomes=[o for o in outcomes if o is not None])
+            self.handoff([recipients[i] for i, _ in chunk])
             try:
                 status, detail, remote = self._post(builder.request([p for _, p in chunk]))
             except SendGridError as e:
+                # Refused or never received: nothing in this request was sent. `failed` with
+                # SendGrid's words, so the ledger shows why and a rerun tries them again.
+                words = "; ".join(e.lines())[:1000]
+                for i, _ in chunk:
+                    outcomes[i] = Outcome(recipients[i].email, "failed", words)
                 e.outcomes = [o for o in outcomes if o is not None]
                 raise
             for i, _ in chunk:
@@ -333,9 +346,6 @@ class SendGridBackend(Backend):
         """
         from python_http_client.exceptions import HTTPError
 
-        if self._uncertain_streak >= self.uncertain_limit:
-            raise SendGridError(f"SendGrid at {self.host} left {self._uncertain_streak} requests in a row "
-                                f"unanswered; stopping (those readers are marked uncertain)")
         attempts = rate_waits = 0
         n = len(payload["personalizations"])
         while True:
