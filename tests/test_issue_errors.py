@@ -1,0 +1,226 @@
+"""Bad input never gets a traceback: each malformed input gives its exact `FILE:LINE: field: message`
+lines on stderr, exit status 1, and nothing is written under build/.
+
+Every case runs the real `newsletter build` process in a copy of the example project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+
+GOOD = """\
+subject: Hello
+date: 2011-11-28
+blocks:
+  - type: section
+    body: Hi
+"""
+
+# (files to write, relative to the project; issue(s) to build; exact stderr lines)
+CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
+    "malformed-yaml": (
+        {"issues/bad.yaml": "subject: Hello\ndate: 2011-11-28\nblocks: [\n  {type: section, body: hi}\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:5: malformed YAML: expected ',' or ']', but got '<stream end>'"],
+    ),
+    "tab-indentation": (
+        {"issues/bad.yaml": "subject: Hello\ndate: 2011-11-28\nblocks:\n\t- type: section\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:4: malformed YAML: found character '\\t' that cannot start any token"],
+    ),
+    "empty-file": (
+        {"issues/bad.yaml": "# nothing yet\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: file is empty"],
+    ),
+    "not-a-mapping": (
+        {"issues/bad.yaml": "- subject: Hello\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: (top): must be a mapping of keys, got a list"],
+    ),
+    "missing-required": (
+        {"issues/bad.yaml": "preheader: Hi\nblocks:\n  - type: section\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: subject: missing (required)",
+         "issues/bad.yaml:1: date: missing (required)",
+         "issues/bad.yaml:3: blocks[0].body: missing (required)"],
+    ),
+    "unknown-block-type": (
+        {"issues/bad.yaml": GOOD + "  - type: qoutes\n    items: []\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:6: blocks[1].type: unknown block type 'qoutes'; did you mean 'quotes'?"],
+    ),
+    "unknown-key-did-you-mean": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello\n", "subject: Hello\npreheder: Hi\n")
+         + "  - type: videos\n    items:\n      - captoin: C\n        caption: C\n        url: https://example.org/v\n"
+           "        thumbnail: {src: 'https://example.org/t.jpg', alt: T}\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:2: preheder: unknown key 'preheder'; did you mean 'preheader'?",
+         "issues/bad.yaml:9: blocks[1].items[0].captoin: unknown key 'captoin'; did you mean 'caption'?"],
+    ),
+    "bad-urls": (
+        {"issues/bad.yaml": GOOD.replace("blocks:", "links:\n  donate: {url: 'www.example.org/donate'}\n"
+                                                   "  forward: {url: 'javascript:alert(1)'}\nblocks:")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:4: links.donate.url: 'www.example.org/donate' is not an absolute URL (needs https://...)",
+         "issues/bad.yaml:5: links.forward.url: 'javascript:alert(1)': scheme 'javascript' not allowed "
+         "(use https or http or mailto)"],
+    ),
+    "not-a-date": (
+        {"issues/bad.yaml": GOOD.replace("date: 2011-11-28", "date: 2011-13-40")
+         + "  - type: quotes\n    items:\n      - {text: T, author: A, date: yesterday}\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:2: date: '2011-13-40' is not a date (write YYYY-MM-DD)",
+         "issues/bad.yaml:8: blocks[1].items[0].date: 'yesterday' is not a date (write YYYY-MM-DD)"],
+    ),
+    "missing-image-alt": (
+        {"issues/bad.yaml": GOOD + "  - type: headline\n    title: T\n    body: B\n    image:\n"
+                                   "      src: https://example.org/a.jpg\n      alt: '  '\n"
+                                   "  - type: gallery\n    items:\n      - label: L\n        url: https://example.org/g\n"
+                                   "        image: {src: 'https://example.org/b.jpg'}\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:11: blocks[1].image.alt: must not be empty",
+         "issues/bad.yaml:16: blocks[2].items[0].image.alt: missing (required)"],
+    ),
+    "wrong-types": (
+        {"issues/bad.yaml": "subject: [Hello]\ndate: 2011-11-28\nlinks:\n  view_in_browser: 'yes please'\n"
+                            "blocks:\n  - type: buttons\n    items: {label: Give, url: 'https://example.org'}\n"
+                            "  - type: headline\n    title: T\n    body: B\n"
+                            "    image: {src: 'https://example.org/a.jpg', alt: A, width: wide}\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: subject: must be text, got a list",
+         "issues/bad.yaml:4: links.view_in_browser: must be a mapping of keys, got text ('yes please')",
+         "issues/bad.yaml:7: blocks[0].items: must be a list, got a mapping",
+         "issues/bad.yaml:11: blocks[1].image.width: must be a whole number, got text ('wide')"],
+    ),
+    "duplicate-key": (
+        {"issues/bad.yaml": GOOD + "  - type: section\n    body: one\n    body: two\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:8: blocks[1].body: duplicate key (first set on line 7)"],
+    ),
+    "not-utf8": (
+        {"issues/bad.yaml": b"subject: Caf\xe9\ndate: 2011-11-28\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: not valid UTF-8 text"],
+    ),
+    "file-not-found": (
+        {},
+        ["issues/missing.yaml"],
+        ["issues/missing.yaml: file not found"],
+    ),
+    "bad-file-name": (
+        {"issues/my issue!.yaml": GOOD},
+        ["issues/my issue!.yaml"],
+        ["issues/my issue!.yaml: file name 'my issue!.yaml' cannot be an issue id: use letters, digits, '.', '-', '_'"],
+    ),
+    "unknown-language": (
+        {"issues/bad.yaml": GOOD.replace("blocks:", "language: fre\nblocks:")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:3: language: 'fre' is not one of: en, fr; did you mean 'fr'?"],
+    ),
+    "template-syntax-error": (
+        {"issues/bad.yaml": GOOD,
+         "templates/blocks/section.mjml.j2": "<mj-section>\n  <mj-column>\n    <mj-text>{{ block.body }</mj-text>\n"},
+        ["issues/bad.yaml"],
+        ["templates/blocks/section.mjml.j2:3: template: syntax error: unexpected '}'"],
+    ),
+    "template-undefined": (
+        {"issues/bad.yaml": GOOD,
+         "templates/blocks/section.mjml.j2": "<mj-section>\n<mj-column>\n<mj-text>{{ block.bodyy.x }}</mj-text>\n"
+                                             "</mj-column>\n</mj-section>\n"},
+        ["issues/bad.yaml"],
+        ["templates/blocks/section.mjml.j2:3: template: error: 'dict object' has no attribute 'bodyy'"],
+    ),
+    "template-unreadable": (
+        {"issues/bad.yaml": GOOD, "templates/partials/footer.mjml.j2": b"<mj-section>\n\n\xff\xfe</mj-section>\n"},
+        ["issues/bad.yaml"],
+        ["templates/partials/footer.mjml.j2:3: template: not valid UTF-8 text"],
+    ),
+    "template-include-missing": (
+        {"issues/bad.yaml": GOOD,
+         "templates/blocks/section.mjml.j2": "<mj-section><mj-column>\n{% include 'partials/logo.mjml.j2' %}\n"
+                                             "</mj-column></mj-section>\n"},
+        ["issues/bad.yaml"],
+        ["templates/blocks/section.mjml.j2:2: template: template not found: partials/logo.mjml.j2"],
+    ),
+    "template-bad-mjml": (
+        {"issues/bad.yaml": GOOD,
+         "templates/blocks/section.mjml.j2": "<mj-section><mj-column><mj-text>{{ block.body }}"
+                                             "</mj-column></mj-section>\n"},
+        ["issues/bad.yaml"],
+        ["templates/blocks/section.mjml.j2: blocks[0]: MJML error: unexpected end of stream in root template"],
+    ),
+    "config-bad-values": (
+        {"issues/bad.yaml": GOOD, "newsletter.toml": None},  # filled in by the test from the example config
+        ["issues/bad.yaml"],
+        ["newsletter.toml:7: default_language: 'de' is not one of: en, fr",
+         "newsletter.toml:16: sender.address: 'newsletter-at-example.org' is not valid: an email address",
+         "newsletter.toml:36: site.base_url: 'news.example.org' is not an absolute URL (needs https://...)",
+         "newsletter.toml:39: send.backend: 'smpt' is not one of: outbox, smtp, sendgrid; did you mean 'smtp'?",
+         "newsletter.toml:45: smtp.port: must be a whole number, got text ('twenty-five')"],
+    ),
+    "config-malformed-toml": (
+        {"issues/bad.yaml": GOOD, "newsletter.toml": 'default_language = "en"\n[sender\nname = "x"\n'},
+        ["issues/bad.yaml"],
+        ["newsletter.toml:2: malformed TOML: Expected ']' at the end of a table declaration"],
+    ),
+    "all-problems-of-all-issues": (
+        {"issues/a.yaml": GOOD.replace("date: 2011-11-28", "date: soon"),
+         "issues/b.yaml": GOOD.replace("subject: Hello", "subjet: Hello"),
+         "issues/c.yaml": GOOD},
+        ["issues/a.yaml", "issues/b.yaml", "issues/c.yaml"],
+        ["issues/a.yaml:2: date: 'soon' is not a date (write YYYY-MM-DD)",
+         "issues/b.yaml:1: subjet: unknown key 'subjet'; did you mean 'subject'?",
+         "issues/b.yaml:1: subject: missing (required)"],
+    ),
+}
+
+BAD_CONFIG = {
+    'default_language = "en"': 'default_language = "de"',
+    'address = "newsletter@example.org"': 'address = "newsletter-at-example.org"',
+    'base_url = "https://news.example.org"': 'base_url = "news.example.org"',
+    'backend = "outbox"': 'backend = "smpt"',
+    "port = 25": 'port = "twenty-five"',
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_per_problem_and_writes_nothing(project: Path, case: str) -> None:
+    files, issues, expected = CASES[case]
+    for name, content in files.items():
+        path = project / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:  # the example config with some values broken, lines unchanged
+            content = path.read_text(encoding="utf-8")
+            for good, bad in BAD_CONFIG.items():
+                assert good in content, good
+                content = content.replace(good, bad, 1)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    r = run(["build", *issues], cwd=project)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == expected
+    assert r.stdout == ""
+    build = project / "build"
+    assert not build.exists() or not any(build.rglob("*")), sorted(build.rglob("*"))
+
+
+def test_a_failed_rebuild_keeps_the_previous_build(project: Path) -> None:
+    """A good build, then a broken edit: the earlier output stays whole and untouched."""
+    issue = project / "issues" / "x.yaml"
+    issue.write_text(GOOD)
+    assert run(["build", "issues/x.yaml"], cwd=project).returncode == 0
+    before = {p.name: p.read_bytes() for p in (project / "build" / "x").iterdir()}
+    issue.write_text(GOOD.replace("body: Hi", "body: Hi\n    bdy: typo"))
+    r = run(["build", "issues/x.yaml"], cwd=project)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["issues/x.yaml:6: blocks[0].bdy: unknown key 'bdy'; did you mean 'body'?"]
+    assert {p.name: p.read_bytes() for p in (project / "build" / "x").iterdir()} == before
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["x"]
