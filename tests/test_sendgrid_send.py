@@ -1,0 +1,110 @@
+"""`newsletter send --backend sendgrid` end to end: a real process, the real `sendgrid` client,
+a real SQLite ledger, and the schema-validating SendGrid stand-in on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+from tests.sendgrid_server import SendGridServer, refuse, slow
+from tests.sendkit import SLUG, address, make_project
+
+KEY = "SG.e2e-key.abcdef"
+ENV = {"SENDGRID_API_KEY": KEY, "NEWSLETTER_SECRET": "e2e-signing-key-" + "x" * 24}
+ISSUE = f"issues/{SLUG}.yaml"
+
+
+@pytest.fixture
+def server() -> Iterator[SendGridServer]:
+    with SendGridServer(api_key=KEY) as sg:
+        yield sg
+
+
+def project(root: Path, server: SendGridServer, subscribers: int, *, batch_size: int = 1000,
+            timeout: int = 10) -> Path:
+    make_project(root, subscribers=subscribers)
+    path = root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
+    text = text.replace("batch_size = 500", f"batch_size = {batch_size}")
+    head, _, tail = text.partition("[sendgrid]")
+    tail = tail.replace("timeout = 30", f"timeout = {timeout}", 1)
+    path.write_text(head + "[sendgrid]" + tail, encoding="utf-8")
+    assert server.url in path.read_text() and f"batch_size = {batch_size}" in path.read_text()
+    return root
+
+
+def send(root: Path, *extra: str) -> tuple[int, str, str]:
+    r = run(["send", ISSUE, "--backend", "sendgrid", "--yes", *extra], cwd=root, env=ENV)
+    return r.returncode, r.stdout, r.stderr
+
+
+def ledger(root: Path) -> dict[str, tuple[str, str]]:
+    """email -> (status, last_error), read straight from the SQLite file."""
+    with sqlite3.connect(root / ".newsletter" / "state.db") as conn:
+        return {e: (s, err or "") for e, s, err in
+                conn.execute("SELECT email, status, last_error FROM ledger WHERE issue = ?", (SLUG,))}
+
+
+def test_2500_readers_in_3_requests_each_exactly_once_and_a_rerun_sends_nothing(
+        tmp_path: Path, server: SendGridServer) -> None:
+    root = project(tmp_path / "p", server, 2500)
+    code, out, err = send(root)
+    assert code == 0, out + err
+    assert [r.personalizations for r in server.requests] == [1000, 1000, 500]
+    assert all(r.status == 202 for r in server.requests)  # every request passed the published schema
+    everyone = {address(i) for i in range(2500)}
+    assert server.count_by_email() == {e: 1 for e in everyone}
+    rows = ledger(root)
+    assert set(rows) == everyone and {s for s, _ in rows.values()} == {"sent"}
+    got = server.render(address(42))
+    assert got["subject"] == "Brèves de campagne: Reader 42"
+    assert "Dear Reader 42 from Minsk" in got["text"] and "Dear Reader 42 from Minsk" in got["html"]
+    assert got["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert got["headers"]["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe/")
+    assert got["custom_args"]["newsletter_issue"] == SLUG
+
+    code, out, err = send(root)  # resumable: nothing left to send
+    assert code == 0, out + err
+    assert len(server.requests) == 3 and "nothing to send" in out
+
+
+def test_a_400_stops_the_send_with_sendgrids_words_and_a_rerun_finishes(tmp_path: Path,
+                                                                       server: SendGridServer) -> None:
+    root = project(tmp_path / "p", server, 30, batch_size=10)
+    server.script(refuse(400, "The from email does not contain a valid address.", "from.email"))
+    code, out, err = send(root)
+    assert code == 1
+    assert "SendGrid: from.email: The from email does not contain a valid address." in out + err
+    assert "Traceback" not in out + err
+    assert server.accepted_count == 0 and len(server.requests) == 1  # stopped: no further requests
+    rows = ledger(root)
+    assert {s for s, _ in rows.values()} == {"failed"} and len(rows) == 10
+    assert all("from.email" in e for _, e in rows.values())
+
+    code, out, err = send(root)
+    assert code == 0, out + err
+    assert server.count_by_email() == {address(i): 1 for i in range(30)}
+
+
+def test_a_read_timeout_leaves_its_readers_uncertain_and_they_are_resent_only_on_request(
+        tmp_path: Path, server: SendGridServer) -> None:
+    root = project(tmp_path / "p", server, 30, batch_size=10, timeout=1)
+    server.script(slow(2.5))  # the first request is accepted, its answer comes too late
+    code, out, err = send(root)
+    assert code == 1, out + err
+    rows = ledger(root)
+    first = {address(i) for i in range(10)}
+    assert {e for e, (s, _) in rows.items() if s == "uncertain"} == first
+    assert {e for e, (s, _) in rows.items() if s == "sent"} == {address(i) for i in range(10, 30)}
+    assert server.count_by_email() == {address(i): 1 for i in range(30)}  # nobody twice
+
+    code, out, err = send(root)  # a plain rerun holds them back
+    assert code == 1 and len(server.requests) == 3
+    code, out, err = send(root, "--resend-uncertain")  # the user's explicit choice
+    assert code == 0, out + err
+    assert server.count_by_email() == {address(i): 2 if i < 10 else 1 for i in range(30)}
