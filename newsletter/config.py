@@ -121,6 +121,8 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError([Problem(name, None, "", f"cannot read: {e}")]) from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError([Problem(name, None, "", "malformed TOML: nested too deeply")]) from None
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"\(at line (\d+)", str(e))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))

@@ -114,7 +114,7 @@ def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[
         if kind is None:
             chk.add(bline, f"{bpath}.type", f"missing (one of: {', '.join(BLOCKS)})")
             continue
-        if kind not in BLOCKS:
+        if not isinstance(kind, str) or kind not in BLOCKS:  # a list or mapping here is unhashable
             hint = difflib.get_close_matches(str(kind), list(BLOCKS), n=1)
             msg = f"unknown block type '{kind}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(BLOCKS)}"

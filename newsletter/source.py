@@ -83,9 +83,11 @@ def parse_yaml(text: str, name: str) -> Any:
 
 
 def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)  # its Reader rejects control characters such as NUL here
         node = loader.get_single_node()
+    except RecursionError:
+        raise InputError([Problem(name, None, "", "malformed YAML: nested too deeply")]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -98,7 +100,11 @@ def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
             return None, []
         problems: list[Problem] = []
         budget = [MAX_NODES]
-        value = _convert(loader, node, name, problems, budget, "")
+        try:
+            value = _convert(loader, node, name, problems, budget, "")
+        except RecursionError:  # `a: &a [*a]` refers to itself; or nesting deeper than Python's stack
+            raise InputError([Problem(name, None, "", "malformed YAML: nested too deeply "
+                                                      "(or an alias that contains itself)")]) from None
         return value, problems
     finally:
         loader.dispose()
