@@ -11,7 +11,9 @@ import traceback
 from pathlib import Path
 
 from bench import BENCHMARKS
-from bench.harness import RESULTS, BenchError, Context, Row, Skip, table, write_results
+from bench.harness import RESULTS, WORK, BenchError, Context, Row, Skip, table, write_results
+
+TINY_RESULTS = WORK / "results-tiny.json"
 
 
 def run_one(name: str, ctx: Context, *, install: bool = True) -> list[Row]:
@@ -33,13 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"some of: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, one run each (what the smoke test does)")
     parser.add_argument("--runs", type=int, help="repetitions per timed figure (default: per benchmark)")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default: {RESULTS})")
+    parser.add_argument("--json", type=Path, help=f"where to write the results (default: {RESULTS}; "
+                        f"with --tiny: {TINY_RESULTS})")
     parser.add_argument("--no-install", action="store_true", help="never install npm mjml or Debian postfix")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     names = args.names or list(BENCHMARKS)
+    args.json = args.json or (TINY_RESULTS if args.tiny else RESULTS)
     ctx = Context(tiny=args.tiny, runs=args.runs)
     started = time.time()
     rows: list[Row] = []
