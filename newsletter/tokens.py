@@ -58,6 +58,10 @@ def read_token(keys: SigningKeys, token: str, *, list_id: str | None = None) -> 
         payload, signature = _unb64(body), _unb64(sig)
     except (binascii.Error, ValueError):
         raise InvalidToken("invalid token") from None
+    if _b64(payload) != body or _b64(signature) != sig:
+        # the decoder skips stray characters and ignores padding bits: only the one canonical
+        # spelling of a token is valid, so a tampered link never verifies
+        raise InvalidToken("invalid token")
     ok = False
     for key in keys.all:  # check every key so timing does not reveal which one matched
         ok |= hmac.compare_digest(_sign(key, payload), signature)
