@@ -168,11 +168,15 @@ class _Context:
 
     def locate(self, needle: str) -> tuple[str, int | None]:
         """Where a string in the email came from: the issue, the config, a template, or the email itself."""
-        for n, text in enumerate(self.issue_lines, 1):
-            if needle in text:
-                return self.issue_file, n
+        start = next((line for line, value in _scalars(self.issue_data) if needle in value), None)
+        if start is not None:
+            # the value's key line; a block scalar's text goes on below it
+            for n in range(start, len(self.issue_lines) + 1):
+                if needle in self.issue_lines[n - 1] and not self.issue_lines[n - 1].lstrip().startswith("#"):
+                    return self.issue_file, n
+            return self.issue_file, start
         for n, text in enumerate(self.config_lines, 1):
-            if needle in text:
+            if needle in text and not text.lstrip().startswith("#"):
                 return self.config_file, n
         hit = self.in_templates(re.compile(re.escape(needle)))
         return hit or (self.issue_file, None)
@@ -184,6 +188,18 @@ class _Context:
                 if pattern.search(text):
                     return display(path), n
         return None
+
+
+def _scalars(node: Any, line: int | None = None) -> Iterator[tuple[int, str]]:
+    """(line of its key or item, text) for every string in a YAML tree from `load_yaml`."""
+    if isinstance(node, Map):
+        for key, value in node.items():
+            yield from _scalars(value, node.lines.get(key, line))
+    elif isinstance(node, Seq):
+        for i, value in enumerate(node):
+            yield from _scalars(value, node.lines[i] if i < len(node.lines) else line)
+    elif isinstance(node, str) and line is not None:
+        yield line, node
 
 
 def _read_lines(path: Path) -> list[str]:
