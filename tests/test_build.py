@@ -1,0 +1,254 @@
+"""`newsletter build` on the two example issues and on small purpose-made issues.
+
+The examples must carry all of their seed newsletter (tests/seeds/, copies of
+/work/shared/seeds/), fit under Gmail's clip, give every image an alt text, and have a
+text part that stands on its own with every link of the HTML part.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+import lxml.html
+import pytest
+
+from newsletter import i18n
+from newsletter.render import default_theme
+from tests.conftest import REPO, run
+
+EXAMPLES = {
+    "2011-11-28-free-ales-bialiatski": "000-free-ales-bialiatski.txt",
+    "2013-12-10-solidarity-with-ales-bialiatski": "001-solidarity-with-ales-bialiatski.txt",
+}
+#: Seed lines the example reproduces differently, and why.
+SEED_EXCEPTIONS = {
+    # the organisation's name comes from newsletter.toml, where it is spelled correctly
+    "fidh- international fedération for human rights",
+}
+GMAIL_CLIP = 102 * 1024
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project, built once by the real command: its root folder."""
+    root = tmp_path_factory.mktemp("examples")
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    shutil.copytree(REPO / "issues", root / "issues")
+    r = run(["build", *(f"issues/{slug}.yaml" for slug in EXAMPLES)], cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", "a good build prints nothing on stderr (cssutils stays quiet)"
+    (root / "stdout.txt").write_text(r.stdout)
+    return root
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFC", html.unescape(text)).casefold()
+    text = re.sub(r"[\"“”«»•]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees: the body's text, with each image's alt text where the image is."""
+    doc = lxml.html.fromstring(page)
+    for img in doc.iter("img"):
+        img.tail = f" {img.get('alt', '')} {img.tail or ''}"
+    for el in doc.iter("style", "title", "head"):
+        el.drop_tree()
+    return _norm(doc.text_content())
+
+
+def seed_fragments(seed: str) -> list[str]:
+    """Every non-empty piece of a seed: lines, split at '>' links, without list bullets or trailing ':'."""
+    out = []
+    for line in (REPO / "tests" / "seeds" / seed).read_text().splitlines():
+        for piece in line.split(" > "):
+            piece = _norm(piece).rstrip(":").strip()
+            if piece and piece not in SEED_EXCEPTIONS:
+                out.append(piece)
+    return out
+
+
+@pytest.mark.parametrize("slug", list(EXAMPLES))
+def test_example_carries_every_line_of_its_seed(examples: Path, slug: str) -> None:
+    page = visible_text((examples / "build" / slug / "email.html").read_text())
+    fragments = seed_fragments(EXAMPLES[slug])
+    assert len(fragments) > 20
+    missing = [f for f in fragments if f not in page]
+    assert missing == []
+
+
+def test_seed_000_structure(examples: Path) -> None:
+    """Captions, quote authors, top links and footer of seed 000, each where it belongs."""
+    doc = lxml.html.fromstring((examples / "build/2011-11-28-free-ales-bialiatski/email.html").read_text())
+    captions = [_norm(a.text_content()) for a in doc.cssselect(".nl-caption a")]
+    assert len(captions) == 8 and captions[1] == "artak kirakosyan, secrétaire général de la fidh (arménie)"
+    tiles = doc.cssselect("td.nl-play-cell")
+    assert len(tiles) == 8 and all(t.get("aria-label") for t in tiles)
+    assert all(t.cssselect(".nl-play") for t in tiles), "every thumbnail has a play button over it"
+    authors = [_norm(s.text_content()) for s in doc.cssselect(".nl-cite strong")]
+    assert authors == ["bertrand delanoë", "jerzy buzek", "french ministry of foreign affairs",
+                       "polish ministry of foreign affairs"]
+    nav = [_norm(a.text_content()) for a in doc.cssselect(".nl-nav a")]
+    assert nav == ["découvrir la fidh", "faire un don", "envoyer à un ami"]
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert "https://news.example.org/issues/2011-11-28-free-ales-bialiatski/" in hrefs  # view in browser
+    assert "{{ unsubscribe_url }}" in hrefs
+    assert "https://example.org/press/2011-11-25-mayor-of-paris/" in hrefs
+
+
+def test_seed_001_teasers(examples: Path) -> None:
+    doc = lxml.html.fromstring((examples / "build/2013-12-10-solidarity-with-ales-bialiatski/email.html").read_text())
+    titles = [_norm(h.text_content()) for h in doc.cssselect("h3.nl-h3")]
+    assert len(titles) == 10 and titles[0] == "ales bialiatski becomes an honorary citizen of paris"
+    more = [a for a in doc.cssselect(".nl-more a") if _norm(a.text_content()).startswith("read more")]
+    assert len(more) == 10
+    assert len({a.get("href") for a in more}) == 10, "each teaser links to its own article"
+
+
+@pytest.mark.parametrize("slug", list(EXAMPLES))
+def test_example_size_alt_text_and_image_hosts(examples: Path, slug: str) -> None:
+    page = (examples / "build" / slug / "email.html").read_text()
+    filled = page.replace("{{ unsubscribe_url }}", "https://news.example.org/unsubscribe/" + "x" * 120)
+    assert len(filled.encode()) < GMAIL_CLIP
+    doc = lxml.html.fromstring(page)
+    imgs = list(doc.iter("img"))
+    assert imgs
+    assert all((img.get("alt") or "").strip() for img in imgs)
+    sources = [img.get("src") for img in imgs] + re.findall(r"url\('([^']+)'\)", page)
+    assert sources and all(s.startswith("https://example.org/") for s in sources)
+
+
+@pytest.mark.parametrize("slug", list(EXAMPLES))
+def test_text_part_has_every_link_and_stands_alone(examples: Path, slug: str) -> None:
+    page = (examples / "build" / slug / "email.html").read_text()
+    text = (examples / "build" / slug / "email.txt").read_text()
+    hrefs = {html.unescape(h) for h in re.findall(r'href="([^"]+)"', page)}
+    hrefs = {h for h in hrefs if not h.startswith("{{")}
+    assert len(hrefs) > 10
+    assert sorted(h for h in hrefs if h not in text) == []
+    assert "{{ unsubscribe_url }}" in text
+    assert "<" not in text.replace("<https", ""), "no HTML in the text part"
+    assert not re.search(r"\[\d+\]", text), "links are written in place, not as [1] footnotes"
+    assert "17, Passage de la Main d’Or" in text
+
+
+def test_web_version_has_no_reader_parts(examples: Path) -> None:
+    for slug in EXAMPLES:
+        web = (examples / "build" / slug / "web.html").read_text()
+        assert "{{" not in web and "unsubscribe" not in web.lower()
+        assert f"https://news.example.org/issues/{slug}/" not in web, "no 'view in browser' on the web version"
+        assert "17, Passage de la Main d’Or" in web
+
+
+def test_summary_is_one_screen(examples: Path) -> None:
+    out = (examples / "stdout.txt").read_text().splitlines()
+    assert len(out) <= 24
+    assert "subject    Let’s mobilise to free Ales Bialiatski!" in out
+    sizes = [line for line in out if line.startswith("email ")]
+    assert len(sizes) == 2
+    for line in sizes:
+        kb, margin = map(float, re.findall(r"(\d+\.\d) KB", line)[:2])
+        assert kb < 102 and abs(kb + margin - 102) < 0.11
+        assert "under Gmail's 102 KB clip" in line
+
+
+@pytest.mark.parametrize("slug", list(EXAMPLES))
+def test_dark_mode_rules_can_win(examples: Path, slug: str) -> None:
+    """Dark rules live in a kept @media block with !important, and no inlined colour is !important."""
+    page = (examples / "build" / slug / "email.html").read_text()
+    assert '<meta name="color-scheme" content="light dark">' in page
+    assert '<meta name="supported-color-schemes" content="light dark">' in page
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", page, flags=re.S))
+    dark = styles[styles.index("@media (prefers-color-scheme: dark)"):]
+    assert "background-color: #1c1c1e !important" in dark
+    assert "@media only screen and (max-width: 479px)" in styles
+    inline = re.findall(r'style="([^"]*)"', page)
+    assert not [s for s in inline if re.search(r"(^|;)\s*(background-)?color:[^;]*!important", s)]
+
+
+# ---------------------------------------------------------------- small issues
+
+TINY = """\
+subject: "Hello {{ name }}"
+preheader: A tiny issue
+date: 2011-11-28
+language: LANG
+links:
+  donate: {url: "https://example.org/donate"}
+blocks:
+  - type: section
+    heading: Welcome
+    body: |
+      Dear {{ name }} ({{ email }}), <script>alert(1)</script> <img src=x onerror=alert(1)>
+      [a link](https://example.org/x) [bad](javascript:alert(1)) [worse](JaVaScRiPt:alert(1))
+  - type: quotes
+    items:
+      - {text: Free him, author: Someone, url: "https://example.org/pr"}
+  - type: teasers
+    items:
+      - {title: T, excerpt: E, url: "https://example.org/t"}
+"""
+
+
+def _tiny(project: Path, language: str = "en") -> tuple[str, str, str]:
+    (project / "issues" / "tiny.yaml").write_text(TINY.replace("LANG", language))
+    r = run(["build", "issues/tiny.yaml"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    out = project / "build" / "tiny"
+    return tuple((out / n).read_text() for n in ("email.html", "email.txt", "web.html"))  # type: ignore[return-value]
+
+
+def test_placeholders_survive_and_markdown_html_is_escaped(project: Path) -> None:
+    page, text, web = _tiny(project)
+    assert 'href="{{ unsubscribe_url }}"' in page
+    assert "Dear {{ name }} ({{ email }})" in page and "Dear {{ name }} ({{ email }})" in text
+    assert "<title>Hello {{ name }}</title>" in page
+    body = page.split("<body", 1)[1]
+    assert "<script" not in body and "&lt;script&gt;" in body
+    assert "<img src=x" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert not re.search(r'href="\s*javascript:', body, flags=re.I)
+    assert "Dear reader" in web and "{{" not in web
+
+
+def test_french_issue_gets_french_fixed_strings(project: Path) -> None:
+    page, text, _ = _tiny(project, "fr")
+    for fr in ("Faire un don", "Lire la suite", "Lire le communiqué", "Suivez-nous", "désinscrivez-vous ici",
+               "Consultez-le dans votre navigateur", "28 novembre 2011"):
+        assert fr in page, fr
+    assert "Faire un don: https://example.org/donate" in text
+    assert '<html lang="fr"' in page
+    page_en, _, _ = _tiny(project, "en")
+    assert "Donate" in page_en and "Faire un don" not in page_en and "28 November 2011" in page_en
+
+
+def test_every_theme_string_is_translated_into_french() -> None:
+    import jinja2
+
+    env = jinja2.Environment(extensions=["jinja2.ext.i18n", "jinja2.ext.do"])
+    msgids = set()
+    theme = default_theme()
+    for path in theme.rglob("*.j2"):
+        if path.relative_to(theme).parts[0] == "web":  # the unsubscribe pages have their own test
+            continue
+        for _, _, message in env.extract_translations(path.read_text()):
+            msgids.add(message[0] if isinstance(message, tuple) else message)
+    assert {"Donate", "Read more", "Watch the video"} <= msgids
+    french = i18n.translations("fr")
+    assert sorted(m for m in msgids if french.gettext(m) == m) == []
+
+
+def test_project_template_overrides_one_block_and_the_rest_falls_back(project: Path) -> None:
+    (project / "templates" / "blocks").mkdir(parents=True)
+    (project / "templates" / "blocks" / "quotes.mjml.j2").write_text(
+        '<mj-section><mj-column>{% for q in block["items"] %}'
+        '<mj-text css-class="my-quote">OVERRIDE {{ q.author | upper }}</mj-text>'
+        "{% endfor %}</mj-column></mj-section>\n")
+    page, text, _ = _tiny(project)
+    assert "OVERRIDE SOMEONE" in page and 'class="my-quote"' in page
+    assert 'class="nl-quote"' not in page, "the default quotes template is not used"
+    assert "Welcome" in page and "nl-h2" in page, "other blocks still come from the default theme"
+    assert "-- Someone" in text, "the text template was not overridden, so the default one is used"
