@@ -104,7 +104,20 @@ def _header_value(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    return " ".join(value.split())
+    return " ".join(value.split()) if ("\n" in value or "\r" in value or "  " in value) else value.strip()
+
+
+def _json_bytes_bound(p: dict[str, Any], subs_bytes: int) -> int:
+    """An upper bound on a personalization's JSON size, without serialising it twice.
+
+    JSON with ensure_ascii writes a non-ASCII character (2-4 UTF-8 bytes) as 6 or 12
+    characters and doubles a quote or backslash: never more than 3x the UTF-8 size of the
+    strings, plus the fixed syntax around them.
+    """
+    strings = subs_bytes + sum(len(v.encode()) for v in p["headers"].values())
+    strings += sum(len(v.encode()) for v in p["to"][0].values()) + len(p.get("subject", "").encode())
+    strings += sum(len(k) + len(v.encode()) for k, v in p["custom_args"].items())
+    return 3 * strings + 400
 
 
 class PayloadBuilder:
@@ -307,7 +320,7 @@ class SendGridBackend(Backend):
                 outcomes[i] = Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} bytes "
                                       f"as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}-byte limit")
                 continue
-            p_bytes = len(json.dumps(p)) + 2
+            p_bytes = _json_bytes_bound(p, subs)
             if builder.base_bytes + p_bytes > MAX_REQUEST_BYTES:
                 outcomes[i] = Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB limit")
                 continue
