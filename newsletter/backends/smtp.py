@@ -1,0 +1,315 @@
+"""The SMTP backend: any relay, with STARTTLS or implicit TLS, login, reused connections.
+
+Each message is one SMTP transaction on a kept-open connection (several connections in
+parallel with `[smtp] connections`). When the server offers PIPELINING, MAIL, RCPT and
+DATA go out in one write, so a message costs two round trips instead of four (smtplib
+does not pipeline; we use its connection, login and reply parsing, and drive the
+transaction ourselves).
+
+What each answer means for the reader:
+
+- 2xx after the final "."          -> sent
+- 5xx anywhere                     -> failed, with the server's own words; the send goes on
+- 4xx anywhere, or the connection
+  drops before the final "."       -> not delivered: retried with backoff, on a new
+                                      connection if needed; failed after `retries`
+- the connection drops (or times out) after the final "." and before the answer
+                                   -> uncertain: the server may have taken it. Not retried.
+
+The ledger is told right before the final "." (`handoff`), the one moment after which
+the server may deliver: a kill before it leaves the reader unsent (and resent next run),
+a kill after it leaves the reader `uncertain`.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from newsletter.backends.base import Backend, Outcome
+from newsletter.config import Config
+from newsletter.errors import BackendError
+from newsletter.message import PreparedMessage, Recipient
+from newsletter.secrets import SMTP_PASSWORD_VAR, env_secret
+
+MAX_BACKOFF = 60.0
+
+
+class _Retry(Exception):
+    """Not delivered, worth another try (4xx, or the connection dropped before the final '.')."""
+
+
+class _Unreachable(Exception):
+    """Could not connect or greet at all: about the server, not about this reader."""
+
+
+def _words(code: int, msg: bytes | str) -> str:
+    text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+_QUEUE_ID = re.compile(r"(?:queued as|id=|<)\s*([A-Za-z0-9._@-]+)", re.I)
+
+
+class _Connection:
+    """One SMTP session, reconnected on demand."""
+
+    def __init__(self, backend: SMTPBackend):
+        self.b = backend
+        self.smtp: smtplib.SMTP | None = None
+        self.pipelining = False
+
+    def ensure(self) -> smtplib.SMTP:
+        if self.smtp is not None:
+            return self.smtp
+        b = self.b
+        try:
+            if b.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(b.host, b.port, timeout=b.timeout, context=b.ssl_context)
+            else:
+                smtp = smtplib.SMTP(b.host, b.port, timeout=b.timeout)
+            smtp.ehlo()
+            if b.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    smtp.close()
+                    raise BackendError(f"smtp.security: {b.host}:{b.port} does not offer STARTTLS")
+                smtp.starttls(context=b.ssl_context)
+                smtp.ehlo()
+            if b.username:
+                try:
+                    smtp.login(b.username, b.password or "")
+                except smtplib.SMTPAuthenticationError as e:
+                    smtp.close()
+                    raise BackendError(f"smtp: login as {b.username} refused: {_words(e.smtp_code, e.smtp_error)}"
+                                       ) from None
+                except smtplib.SMTPNotSupportedError:
+                    smtp.close()
+                    raise BackendError(f"smtp.username: {b.host}:{b.port} does not offer AUTH "
+                                       "(use security = \"starttls\" or \"tls\"?)") from None
+        except ssl.SSLError as e:
+            raise BackendError(f"smtp: TLS with {b.host}:{b.port} failed: {e.reason or e}") from None
+        except (OSError, smtplib.SMTPException) as e:
+            raise _Unreachable(f"cannot connect to {b.host}:{b.port}: {e}") from None
+        self.pipelining = smtp.has_extn("pipelining")
+        try:  # the final "." is a write of its own (after the ledger mark): don't let Nagle hold it 40 ms
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        except OSError:
+            pass
+        self.smtp = smtp
+        return smtp
+
+    def drop(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.close()
+            except OSError:
+                pass
+            self.smtp = None
+
+    def quit(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.drop()
+
+    def reset(self) -> None:
+        """RSET after a refused transaction; a connection that cannot even do that is dropped."""
+        try:
+            assert self.smtp is not None
+            code, _ = self.smtp.rset()
+            if code != 250:
+                self.drop()
+        except (OSError, smtplib.SMTPException, AssertionError):
+            self.drop()
+
+    def transact(self, r: Recipient, data: bytes) -> Outcome:
+        """One attempt. Returns sent/failed/uncertain, raises _Retry or _Unreachable."""
+        smtp = self.ensure()
+        mail = f"MAIL FROM:<{self.b.envelope_from}>\r\n".encode("ascii")
+        rcpt = f"RCPT TO:<{r.email}>\r\n".encode("ascii")
+        try:
+            if self.pipelining:
+                smtp.send(mail + rcpt + b"DATA\r\n")
+                replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+            else:
+                smtp.send(mail)
+                replies = [smtp.getreply()]
+                if replies[0][0] == 250:
+                    smtp.send(rcpt)
+                    replies.append(smtp.getreply())
+                    if replies[1][0] in (250, 251):
+                        smtp.send(b"DATA\r\n")
+                        replies.append(smtp.getreply())
+        except (OSError, smtplib.SMTPServerDisconnected) as e:
+            self.drop()
+            raise _Retry(f"connection lost before the message was sent: {e}") from None
+        refusal = None
+        for (code, msg), ok in zip(replies, ((250,), (250, 251), (354,)), strict=False):
+            if code not in ok:
+                refusal = (code, msg)
+                break
+        if refusal is not None:
+            if len(replies) == 3 and replies[2][0] == 354:  # DATA accepted despite a refusal: end it empty
+                try:
+                    smtp.send(b".\r\n")
+                    smtp.getreply()
+                except (OSError, smtplib.SMTPServerDisconnected):
+                    self.drop()
+            if self.smtp is not None:
+                self.reset()
+            return self._answer(r, *refusal)
+        body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            smtp.sock.sendall(body)  # type: ignore[union-attr]
+        except OSError as e:
+            self.drop()
+            raise _Retry(f"connection lost while sending the message: {e}") from None
+        self.b.handoff([r])  # committed in the ledger before the server can take it
+        try:
+            smtp.sock.sendall(b".\r\n")  # type: ignore[union-attr]
+            code, msg = smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as e:
+            self.drop()
+            return Outcome(r.email, "uncertain", f"connection lost after the message was sent, before the "
+                                                 f"server answered ({e or type(e).__name__}); not resent")
+        if code == 421:
+            self.drop()
+        return self._answer(r, code, msg)
+
+    def _answer(self, r: Recipient, code: int, msg: bytes) -> Outcome:
+        words = _words(code, msg)
+        if 200 <= code < 300:
+            m = _QUEUE_ID.search(words)
+            return Outcome(r.email, "sent", words, m.group(1) if m else None)
+        if code == 421 or code < 0:  # closing, or gibberish: start over on a new connection
+            self.drop()
+            raise _Retry(words)
+        if 400 <= code < 500:
+            raise _Retry(words)
+        return Outcome(r.email, "failed", words)
+
+
+class SMTPBackend(Backend):
+    name = "smtp"
+    reports_handoff = True
+
+    def __init__(self, config: Config, **options: object) -> None:
+        super().__init__(config, **options)
+        s = {**config.smtp, **{k: v for k, v in options.items() if v is not None}}
+        self.security = str(s.get("security", "none"))
+        if self.security not in ("none", "starttls", "tls"):
+            raise BackendError(f"smtp.security: {self.security!r} is not one of none, starttls, tls")
+        self.host = str(s.get("host") or "localhost")
+        self.port = int(s.get("port") or (465 if self.security == "tls" else 25))  # type: ignore[call-overload]
+        self.username = s.get("username") or None
+        self.password = env_secret(SMTP_PASSWORD_VAR)
+        if self.username and not self.password:
+            raise BackendError(f"smtp.username is set but {SMTP_PASSWORD_VAR} is not: "
+                               "export the relay's password in that variable")
+        self.timeout = float(s.get("timeout") or 30)  # type: ignore[arg-type]
+        self.connections = int(s.get("connections") or 1)  # type: ignore[call-overload]
+        self.retries = int(s.get("retries", 5))  # type: ignore[call-overload]
+        self.retry_delay = float(s.get("retry_delay", 1.0))  # type: ignore[arg-type]
+        self.ssl_context = s.get("ssl_context") or ssl.create_default_context()
+        self.envelope_from = str(s.get("envelope_from") or config.sender_address)
+        self._conns: list[_Connection] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+
+    def open(self, message: PreparedMessage) -> None:
+        super().open(message)
+        if self.connections > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="smtp")
+        # connect once now so a wrong host or password stops the send before anyone is marked
+        conn = self._connection()
+        try:
+            conn.ensure()
+        except _Unreachable as e:
+            raise BackendError(f"smtp: {e}") from None
+
+    def _connection(self) -> _Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _Connection(self)
+            self._conns.append(conn)
+        return conn
+
+    def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        if self.message is None:
+            raise BackendError("smtp: send_messages() called before open()")
+        if self._pool is None or len(recipients) == 1:
+            out: list[Outcome] = []
+            for r in recipients:
+                try:
+                    out.append(self._send_one(r))
+                except BackendError as e:
+                    e.outcomes = out  # type: ignore[attr-defined]
+                    raise
+            return out
+        return self._send_parallel(recipients)
+
+    def _send_parallel(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        results: list[Outcome | None] = [None] * len(recipients)
+        lock = threading.Lock()
+        items = iter(enumerate(recipients))
+        stop: list[BackendError] = []
+
+        def worker() -> None:
+            while not stop:
+                with lock:
+                    item = next(items, None)
+                if item is None:
+                    return
+                try:
+                    results[item[0]] = self._send_one(item[1])
+                except BackendError as e:
+                    stop.append(e)
+
+        assert self._pool is not None
+        futures = [self._pool.submit(worker) for _ in range(min(self.connections, len(recipients)))]
+        for f in futures:
+            f.result()
+        if stop:
+            stop[0].outcomes = [o for o in results if o is not None]  # type: ignore[attr-defined]
+            raise stop[0]
+        return [o for o in results if o is not None]
+
+    def _send_one(self, r: Recipient) -> Outcome:
+        assert self.message is not None
+        data = self.message.to_bytes(r)
+        conn = self._connection()
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(MAX_BACKOFF, self.retry_delay * 2 ** (attempt - 1)))
+            try:
+                return conn.transact(r, data)
+            except _Retry as e:
+                last = str(e)
+            except _Unreachable as e:
+                last = str(e)
+                if attempt == self.retries:
+                    raise BackendError(f"smtp: {e} (gave up after {attempt + 1} attempts)") from None
+            except (TimeoutError, smtplib.SMTPException) as e:  # anything smtplib throws before "."
+                conn.drop()
+                last = str(e)
+        return Outcome(r.email, "failed", f"{last} (gave up after {self.retries + 1} attempts)")
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.quit()
+        self._conns.clear()
+        self._local = threading.local()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

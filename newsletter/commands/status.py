@@ -1,0 +1,67 @@
+"""`newsletter status ISSUE`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from newsletter.commands._common import config_option, get_config, reports_errors
+
+SHOW = 20
+
+
+@click.command("status")
+@click.argument("issue", type=click.Path(path_type=Path))
+@click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
+              help="Subscriber CSV to count what is still pending (default: from newsletter.toml).")
+@config_option
+@reports_errors
+def status_command(issue: Path, subscribers: Path | None, config_path: Path | None) -> None:
+    """Show how far the send of ISSUE has got: sent, pending, failed, uncertain.
+
+    Pending is counted against the subscriber list as it is now. Uncertain readers (a
+    hand-off was interrupted: they may or may not have the message) are listed; resend
+    them with `newsletter send ISSUE --resend-uncertain`.
+
+    \b
+    Example:
+        newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
+    """
+    from newsletter import db
+    from newsletter.build import build_issue
+    from newsletter.ledger import Ledger
+    from newsletter.send import make_plan
+
+    config = get_config(config_path, near=issue)
+    built = build_issue(issue, config, write=False)
+    csv_path = (subscribers or config.subscribers).resolve()
+    conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+    try:
+        counts = Ledger(conn, built.slug).counts() if conn is not None else {}
+        plan = make_plan(built, csv_path, conn, display=str(csv_path)) if csv_path.exists() else None
+        click.echo(f"issue       {built.slug}: {built.issue.subject}")
+        uncertain = counts.get("uncertain", 0) + counts.get("sending", 0)
+        parts = [f"sent {counts.get('sent', 0):,}"]
+        if plan is not None:
+            parts.append(f"pending {plan.to_send - plan.retrying_failed:,}")
+        parts += [f"failed {counts.get('failed', 0):,}", f"uncertain {uncertain:,}"]
+        click.echo("  " + " · ".join(parts))
+        if plan is not None and plan.suppressed:
+            click.echo(f"  ({plan.suppressed:,} on the list are suppressed and will not be sent to)")
+        if counts.get("sending"):
+            click.echo(f"  {counts['sending']:,} are being handed off now, or a send was killed mid-hand-off"
+                       " (they become uncertain when a send starts)")
+        if conn is not None:
+            ledger = Ledger(conn, built.slug)
+            for status in ("uncertain", "failed"):
+                rows = ledger.rows(status, limit=SHOW)
+                for row in rows:
+                    click.echo(f"{status} {row.email}: {row.last_error} (attempts {row.attempts}, {row.updated_at})")
+                if counts.get(status, 0) > SHOW:
+                    click.echo(f"… and {counts[status] - SHOW:,} more {status}")
+        if not counts.get("sent") and conn is None:
+            click.echo("  nothing has been sent yet")
+    finally:
+        if conn is not None:
+            conn.close()
