@@ -360,7 +360,9 @@ def test_sandbox_mode_is_validated_and_delivers_nothing(tmp_path: Path, server: 
         outcomes = b.send_messages([reader(1), reader(2)])
     assert server.requests[0].status == 200
     assert server.accepted_count == 0 and server.sandboxed_count == 2
-    assert all(o.detail.startswith("sandbox") for o in outcomes)
+    # never `sent`: the ledger would skip these readers in the real send that follows
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert all(o.detail.startswith("sandbox mode") for o in outcomes)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -108,3 +108,15 @@ def test_a_read_timeout_leaves_its_readers_uncertain_and_they_are_resent_only_on
     code, out, err = send(root, "--resend-uncertain")  # the user's explicit choice
     assert code == 0, out + err
     assert server.count_by_email() == {address(i): 2 if i < 10 else 1 for i in range(30)}
+
+
+def test_one_test_message_with_to_goes_through_sendgrid_and_is_not_recorded(tmp_path: Path,
+                                                                           server: SendGridServer) -> None:
+    root = project(tmp_path / "p", server, 5)
+    r = run(["send", ISSUE, "--backend", "sendgrid", "--to", "Editor@Example.org"], cwd=root, env=ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert list(server.count_by_email()) == ["Editor@example.org"]  # domain normalised, local part kept
+    got = server.render("editor@example.org")
+    assert got["subject"].startswith("[TEST] Brèves de campagne")
+    db = root / ".newsletter" / "state.db"
+    assert not db.exists() or ledger(root) == {}

@@ -224,7 +224,8 @@ class SendGridBackend(Backend):
     """Hands batches to SendGrid, up to 1,000 personalizations per request.
 
     Settings: `[sendgrid] host` (default https://api.sendgrid.com), `timeout` (seconds,
-    default 30), `sandbox` (SendGrid validates, delivers nothing); the API key comes from
+    default 30), `sandbox` (SendGrid validates, delivers nothing: every reader is reported
+    `failed` with that reason, so a later real send still mails them); the API key comes from
     the SENDGRID_API_KEY environment variable only. Options (for tests and tuning):
     `max_attempts` (5), `backoff` (1.0 s, doubling), `max_backoff` (30 s),
     `rate_limit_waits` (10 per request), `max_rate_limit_wait` (60 s), `uncertain_limit`
@@ -398,7 +399,10 @@ class SendGridBackend(Backend):
             self._uncertain_streak = 0
             message_id = response.headers.get("X-Message-Id") if response.headers else None
             if self.sandbox:
-                return "sent", "sandbox: SendGrid validated the request and delivered nothing", message_id
+                # Deliberately not `sent`: the ledger would then skip these readers in the real
+                # send that follows. `failed` is retried by the next run, and the summary says why.
+                return ("failed", "sandbox mode ([sendgrid] sandbox = true): SendGrid validated the request "
+                        "and delivered nothing", message_id)
             return "sent", message_id or f"accepted ({response.status_code})", message_id
 
     def _backoff(self, attempt: int, headers: Any) -> float:
