@@ -3,14 +3,18 @@ a real SQLite ledger, and the schema-validating SendGrid stand-in on loopback.""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run
-from tests.sendgrid_server import SendGridServer, refuse, slow
+from tests.conftest import NEWSLETTER, run
+from tests.sendgrid_server import SendGridServer, ok, refuse, slow
 from tests.sendkit import SLUG, address, make_project
 
 KEY = "SG.e2e-key.abcdef"
@@ -120,3 +124,27 @@ def test_one_test_message_with_to_goes_through_sendgrid_and_is_not_recorded(tmp_
     assert got["subject"].startswith("[TEST] Brèves de campagne")
     db = root / ".newsletter" / "state.db"
     assert not db.exists() or ledger(root) == {}
+
+
+@pytest.mark.torture
+def test_killed_while_a_request_is_in_flight_then_rerun_skips_nobody_and_sends_nobody_twice(
+        tmp_path: Path, server: SendGridServer) -> None:
+    root = project(tmp_path / "p", server, 30, batch_size=10)
+    server.script(ok(), slow(60))  # the 2nd request is accepted; its answer never comes in time
+    proc = subprocess.Popen([*NEWSLETTER, "send", ISSUE, "--backend", "sendgrid", "--yes"], cwd=root,
+                            env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert len(server.requests) == 2, "the send never reached its second request"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    code, out, err = send(root)  # the rerun: sends the rest, holds the in-flight batch back
+    assert code == 1, out + err
+    rows = ledger(root)
+    in_flight = {address(i) for i in range(10, 20)}
+    assert {e for e, (s, _) in rows.items() if s == "uncertain"} == in_flight
+    assert {e for e, (s, _) in rows.items() if s == "sent"} == {address(i) for i in range(30)} - in_flight
+    assert server.count_by_email() == {address(i): 1 for i in range(30)}  # none skipped, none twice
