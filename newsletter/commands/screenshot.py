@@ -1,0 +1,35 @@
+"""`newsletter screenshot ISSUE...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from newsletter.build import build_issue
+from newsletter.check import display
+from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.screenshot import shots_dir, take_screenshots
+
+
+@click.command("screenshot")
+@click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--chromium", type=click.Path(dir_okay=False),
+              help="Chromium to drive (default: $NEWSLETTER_CHROMIUM, else /usr/bin/chromium).")
+@config_option
+@reports_errors
+def screenshot_command(issues: tuple[Path, ...], chromium: str | None, config_path: Path | None) -> None:
+    """PNG screenshots of ISSUES: build/<issue>/shots/{desktop,mobile,desktop-dark,mobile-dark}.png.
+
+    600 px and 375 px wide, full page, light and dark (prefers-color-scheme), from headless
+    Chromium. Nothing is fetched: images are grey placeholders of the same size.
+
+    \b
+    Example:
+        newsletter screenshot issues/2011-11-28-free-ales-bialiatski.yaml
+    """
+    config = get_config(config_path, near=issues[0])
+    for path in issues:
+        built = build_issue(path, config, write=False)
+        for png in take_screenshots(built, shots_dir(built), chromium=chromium):
+            click.echo(display(png))
