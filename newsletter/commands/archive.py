@@ -1,0 +1,37 @@
+"""`newsletter archive`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from newsletter.archive import build_archive
+from newsletter.check import display
+from newsletter.commands._common import config_option, get_config, reports_errors
+
+
+@click.command("archive")
+@click.option("--issues", "issues_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of issue files (default: issues/ beside newsletter.toml).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where to write the site (default: build/archive/).")
+@config_option
+@reports_errors
+def archive_command(issues_dir: Path | None, out_dir: Path | None, config_path: Path | None) -> None:
+    """Build a static web archive of every issue: an index by date, each issue's web
+    version at the address its "view in browser" link uses, and an Atom feed.
+
+    Upload the folder to the site's base_url. Nothing is written unless every issue builds.
+
+    \b
+    Example:
+        newsletter archive && python3 -m http.server -d build/archive
+    """
+    config = get_config(config_path)
+    entries = build_archive(config, issues_dir, out_dir)
+    where = out_dir or config.build_dir / "archive"
+    click.echo(f"archive  {display(where)}/ ({len(entries)} issue{'s' * (len(entries) != 1)}: "
+               "index.html, feed.xml, issues/<id>/index.html)")
+    for e in entries:
+        click.echo(f"         {e.date.isoformat()}  {e.title}")
