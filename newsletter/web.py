@@ -143,6 +143,15 @@ class _Pages:
             return requested.replace("_", "-").split("-")[0].lower()
         return self.config.default_language
 
+    def preferred(self, request: Request) -> str:
+        """For pages without a valid token: the browser's first language we have, else the default."""
+        have = i18n.available()
+        for part in request.headers.get("accept-language", "").split(",")[:10]:
+            tag = part.split(";")[0].strip()
+            if _LANG.fullmatch(tag) and (lang := self.language(tag)) in have:
+                return lang
+        return self.config.default_language
+
     def env(self, language: str) -> jinja2.Environment:
         with self._lock:
             env = self._envs.get(language)
@@ -233,7 +242,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         try:
             reader = read_token(keys, request.path_params["token"], list_id=config.list_id)
         except InvalidToken:
-            return pages.error("invalid", 400)
+            return pages.error("invalid", 400, pages.preferred(request))
         language = pages.language(reader.language)
         ctx = {"email": reader.email}
         if request.method != "POST":
@@ -278,15 +287,15 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
                              "deliveries": applied.deliveries, "ignored": applied.ignored})
 
     async def too_large(request: Request, exc: Exception) -> Response:
-        return pages.error("too_large", 413, headers={"Connection": "close"})
+        return pages.error("too_large", 413, pages.preferred(request), headers={"Connection": "close"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         kind = "not_found" if exc.status_code == 404 else "invalid"
-        return pages.error(kind, exc.status_code, headers=dict(exc.headers or {}))
+        return pages.error(kind, exc.status_code, pages.preferred(request), headers=dict(exc.headers or {}))
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return pages.error("error", 500)
+        return pages.error("error", 500, pages.preferred(request))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -42,12 +42,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def request(port: int, method: str, path: str, body: bytes | str | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 30) -> Answer:
-    """One request on a fresh connection; the answer whatever its status."""
+def request(port: int, method: str, path: str, body: bytes | str | list[bytes] | None = None,
+            headers: dict[str, str] | None = None, timeout: float = 30) -> Answer:
+    """One request on a fresh connection; the answer whatever its status. A list body is sent chunked."""
     conn = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        data = body.encode() if isinstance(body, str) else body
+        data = body.encode() if isinstance(body, str) else iter(body) if isinstance(body, list) else body
         conn.request(method, path, body=data, headers=headers or {})
         r = conn.getresponse()
         return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
