@@ -47,6 +47,9 @@ class Backend(ABC):
     reports_handoff: bool = False
     #: Set by the send loop (the ledger's mark); None outside a recorded send.
     on_handoff: Callable[[Sequence[Recipient]], None] | None = None
+    #: Set by the send loop: a backend that reports hand-offs also reports each outcome as
+    #: soon as it is known (through `self.done(outcome)`), so a kill mid-batch loses none.
+    on_outcome: Callable[[Outcome], None] | None = None
 
     def __init__(self, config: Config, **options: object) -> None:
         self.config = config
@@ -61,6 +64,12 @@ class Backend(ABC):
         """Backends call this just before `recipients` can no longer be taken back."""
         if self.on_handoff is not None:
             self.on_handoff(recipients)
+
+    def done(self, outcome: Outcome) -> Outcome:
+        """Backends that report hand-offs call this with each outcome as soon as it is known."""
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        return outcome
 
     @abstractmethod
     def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
