@@ -135,6 +135,13 @@ class Ledger:
                 with transaction(self.conn):
                     self._write_pending()
 
+    def record_one(self, outcome: Outcome) -> None:
+        """Buffer one outcome (from a backend thread); committed with the next mark."""
+        error = "" if outcome.status == "sent" else outcome.detail
+        item = (outcome.status, outcome.remote_id or "", error, now(), email_key(outcome.email))
+        with self._lock:
+            self._pending.append(item)
+
     def flush(self) -> None:
         self.record((), flush=True)
 

@@ -188,6 +188,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
     backend.open(message)
     if backend.reports_handoff:
         backend.on_handoff = ledger.mark_sending
+        backend.on_outcome = ledger.record_one
     try:
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
@@ -214,14 +215,17 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
             except BackendError as e:
                 outcomes = list(getattr(e, "outcomes", []) or [])
                 report.stopped = str(e)
-            ledger.record(outcomes, flush=True)
+            if backend.reports_handoff:
+                ledger.flush()  # each outcome was buffered as it came (backend.done)
+            else:
+                ledger.record(outcomes, flush=True)
             _tally(report, outcomes)
             if progress is not None:
                 progress(report)
             if report.stopped:
                 break
     finally:
-        backend.on_handoff = None
+        backend.on_handoff = backend.on_outcome = None
         ledger.flush()
         backend.close()
         # rows this run marked but never resolved (backend stopped mid-batch): not known

@@ -65,5 +65,5 @@ class OutboxBackend(Backend):
             except OSError as e:
                 tmp.unlink(missing_ok=True)
                 raise BackendError(f"outbox: cannot write {path}: {e.strerror}") from None
-            out.append(Outcome(r.email, "sent", str(path)))
+            out.append(self.done(Outcome(r.email, "sent", str(path))))
         return out

@@ -293,7 +293,7 @@ class SMTPBackend(Backend):
             if attempt:
                 time.sleep(min(MAX_BACKOFF, self.retry_delay * 2 ** (attempt - 1)))
             try:
-                return conn.transact(r, data)
+                return self.done(conn.transact(r, data))
             except _Retry as e:
                 last = str(e)
             except _Unreachable as e:
@@ -303,7 +303,7 @@ class SMTPBackend(Backend):
             except (TimeoutError, smtplib.SMTPException) as e:  # anything smtplib throws before "."
                 conn.drop()
                 last = str(e)
-        return Outcome(r.email, "failed", f"{last} (gave up after {self.retries + 1} attempts)")
+        return self.done(Outcome(r.email, "failed", f"{last} (gave up after {self.retries + 1} attempts)"))
 
     def close(self) -> None:
         for conn in self._conns:
