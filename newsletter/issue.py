@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import InputError, Problem
-from newsletter.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url
+from newsletter.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url, kind_of
 from newsletter.source import line_of, load_yaml_lenient
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -68,6 +68,9 @@ def _view_in_browser(chk: Checker, value: Any, line: int | None, path: str) -> A
     """`true`/`false`, or `{label: ...}` to word the line yourself (the link is always the web version)."""
     if isinstance(value, bool):
         return {"show": value, "label": None}
+    if not isinstance(value, dict):
+        chk.add(line, path, f"must be true, false or {{label: ...}}, got {kind_of(value)}")
+        return None
     checked = Obj({"label": Str(max_len=300)})(chk, value, line, path)
     return {"show": True, "label": checked["label"]} if checked else None
 

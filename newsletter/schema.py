@@ -51,7 +51,7 @@ class Obj:
 
     def __call__(self, chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, dict):
-            chk.add(line, path or "(top)", f"must be a mapping of keys, got {_kind(value)}")
+            chk.add(line, path or "(top)", f"must be a mapping of keys, got {kind_of(value)}")
             return None
         out: dict[str, Any] = {}
         for key in value:
@@ -73,7 +73,7 @@ class Obj:
 def ListOf(item: Spec, *, min_items: int = 0, max_items: int = 1000) -> Spec:  # noqa: N802
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, list):
-            chk.add(line, path, f"must be a list, got {_kind(value)}")
+            chk.add(line, path, f"must be a list, got {kind_of(value)}")
             return []
         if len(value) < min_items:
             chk.add(line, path, f"needs at least {min_items} item(s)")
@@ -91,7 +91,7 @@ def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None 
 
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            chk.add(line, path, f"must be text, got {_kind(value)}")
+            chk.add(line, path, f"must be text, got {kind_of(value)}")
             return None
         text = str(value).strip() if single_line else str(value)
         if single_line and ("\n" in text or "\r" in text):
@@ -118,7 +118,7 @@ def Markdown(*, max_len: int = 100_000) -> Spec:  # noqa: N802
 def Url(*, schemes: tuple[str, ...] = ("https", "http", "mailto")) -> Spec:  # noqa: N802
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, str):
-            chk.add(line, path, f"must be a URL, got {_kind(value)}")
+            chk.add(line, path, f"must be a URL, got {kind_of(value)}")
             return None
         url = value.strip()
         problem = url_problem(url, schemes)
@@ -169,7 +169,7 @@ def Date() -> Spec:  # noqa: N802
 def Int(*, minimum: int = 0, maximum: int = 10_000) -> Spec:  # noqa: N802
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
-            chk.add(line, path, f"must be a whole number, got {_kind(value)}")
+            chk.add(line, path, f"must be a whole number, got {kind_of(value)}")
             return None
         if not minimum <= value <= maximum:
             chk.add(line, path, f"{value} is out of range ({minimum} to {maximum})")
@@ -182,7 +182,7 @@ def Int(*, minimum: int = 0, maximum: int = 10_000) -> Spec:  # noqa: N802
 def Bool() -> Spec:  # noqa: N802
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, bool):
-            chk.add(line, path, f"must be true or false, got {_kind(value)}")
+            chk.add(line, path, f"must be true or false, got {kind_of(value)}")
             return None
         return value
 
@@ -203,7 +203,7 @@ def OneOf(*choices: str) -> Spec:  # noqa: N802
     return check
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):

@@ -93,7 +93,7 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
                             "    image: {src: 'https://example.org/a.jpg', alt: A, width: wide}\n"},
         ["issues/bad.yaml"],
         ["issues/bad.yaml:1: subject: must be text, got a list",
-         "issues/bad.yaml:4: links.view_in_browser: must be a mapping of keys, got text ('yes please')",
+         "issues/bad.yaml:4: links.view_in_browser: must be true, false or {label: ...}, got text ('yes please')",
          "issues/bad.yaml:7: blocks[0].items: must be a list, got a mapping",
          "issues/bad.yaml:11: blocks[1].image.width: must be a whole number, got text ('wide')"],
     ),
