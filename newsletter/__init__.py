@@ -14,7 +14,9 @@ The path from YAML to inbox, one module per step:
     ledger.py      who has been sent what: the resumable send record
     backends/      outbox, smtp, sendgrid: one small interface
     send.py        the send loop tying subscribers, ledger and a backend together
-    web.py         unsubscribe endpoint and SendGrid webhook
+    web.py         unsubscribe endpoint and SendGrid webhook (ASGI, `newsletter serve`)
+    webhook.py     SendGrid event webhook: signature check, events -> suppressions / delivery
+    suppressions_csv.py  the suppression list as CSV, to reconcile with an ESP's export
 """
 
 __version__ = "0.1.0"
