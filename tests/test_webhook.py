@@ -208,3 +208,9 @@ def test_public_key_forms(config: Config, private_key: ec.EllipticCurvePrivateKe
     p384 = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(WebhookConfigError, match="P-256"):
         create_app(dataclasses.replace(config, sendgrid={"webhook_public_key": public_b64(p384)}), keys=KEYS)
+
+
+def test_the_send_tags_messages_with_the_key_the_webhook_reads() -> None:
+    from newsletter.backends import sendgrid
+
+    assert sendgrid.ISSUE_ARG == ISSUE_ARG
