@@ -552,6 +552,54 @@ class _Handler(BaseHTTPRequestHandler):
         self._refuse(status, errors=errors, headers=headers)
 
 
+# --------------------------------------------------------------------------- measuring
+
+def measure(n: int, *, validate: bool, batch: int = 1000, issue: str = "2011-11-28-free-ales-bialiatski") -> str:
+    """Send the example issue to `n` made-up readers through the real backend into this server.
+
+    The whole path after the send loop: PayloadBuilder, the real `sendgrid` client, HTTP on
+    loopback, JSON parsing and the documented limits (and the schema when `validate`). The
+    server runs in the same process, so the figure is a floor for the client on its own.
+    """
+    import re
+    import tempfile
+
+    from newsletter.backends import get_backend
+    from newsletter.build import build_issue
+    from newsletter.config import load_config
+    from newsletter.message import make_recipient, prepare_message
+    from newsletter.secrets import signing_keys
+
+    repo = Path(__file__).resolve().parents[1]
+    key = "SG.measure-key"
+    os.environ["SENDGRID_API_KEY"] = key
+    with SendGridServer(key, validate=validate, record="count") as sg, tempfile.TemporaryDirectory() as tmp:
+        text = (repo / "newsletter.toml").read_text(encoding="utf-8")
+        text = re.sub(r'(?m)^host = "https://api\.sendgrid\.com"$', f'host = "{sg.url}"', text)
+        for name in ("templates", "build_dir", "outbox_dir", "database"):
+            text = re.sub(rf'(?m)^{name} = "([^"]*)"', lambda m, n=name: f'{n} = "{repo / m.group(1)}"'
+                          if n == "templates" else f'{n} = "{tmp}/{m.group(1)}"', text)
+        (Path(tmp) / "newsletter.toml").write_text(text, encoding="utf-8")
+        config = load_config(Path(tmp) / "newsletter.toml")
+        built = build_issue(repo / "issues" / f"{issue}.yaml", config, write=False)
+        message = prepare_message(built)
+        keys = signing_keys(allow_development=True)
+        t0 = time.perf_counter()
+        readers = [make_recipient(email=f"reader{i:07d}@example.org", name=f"Reader {i}", language="en",
+                                  fields={}, slug=built.slug, config=config, keys=keys) for i in range(n)]
+        made = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with get_backend("sendgrid", config) as backend:
+            backend.open(message)
+            sent = sum(o.status == "sent" for start in range(0, n, batch)
+                       for o in backend.send_messages(readers[start:start + batch]))
+        took = time.perf_counter() - t0
+        assert sent == n == sg.accepted_count, (sent, sg.accepted_count)
+        return (f"{n:,} recipients of {issue} ({len(message.html):,} B of HTML) in {len(sg.requests)} requests, "
+                f"schema validation {'on' if validate else 'off'}: {took:.2f} s = {n / took:,.0f} recipients/s "
+                f"through backend + client + server (making the recipients: {n / made:,.0f}/s)")
+
+
 # --------------------------------------------------------------------------- command line
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -563,7 +611,13 @@ def main(argv: Iterable[str] | None = None) -> None:
                     help="the key to expect (default: $SENDGRID_API_KEY, else SG.test-key)")
     ap.add_argument("--no-validate", action="store_true", help="skip jsonschema (limits still checked)")
     ap.add_argument("--record", choices=("full", "emails", "count"), default="count")
+    ap.add_argument("--measure", type=int, metavar="N",
+                    help="instead of serving: send the example issue to N readers through the real backend, "
+                         "print recipients/s")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.measure:
+        print(measure(args.measure, validate=not args.no_validate), flush=True)
+        return
     server = SendGridServer(args.api_key, validate=not args.no_validate, record=args.record,
                             host=args.host, port=args.port)
     print(f"SendGrid stand-in on {server.url}  (set [sendgrid] host = \"{server.url}\"; Ctrl-C stops)", flush=True)
