@@ -27,6 +27,7 @@ import math
 import os
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -315,7 +316,8 @@ class SendGridServer:
     """SendGrid's mail/send endpoint on loopback; start() in a thread, stop() when done."""
 
     def __init__(self, api_key: str = "SG.test-key", *, validate: bool = True, record: Record = "full",
-                 host: str = "127.0.0.1", port: int = 0, rate_limit: int = 600) -> None:
+                 host: str = "127.0.0.1", port: int = 0, rate_limit: int = 600,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.api_key = api_key
         self.validate = validate
         self.record = record
@@ -329,13 +331,16 @@ class SendGridServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
+        self.tls = tls
+        if tls is not None:  # HTTPS, e.g. with a certificate the client does not trust
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     # lifecycle ------------------------------------------------------------
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def start(self) -> SendGridServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},

@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -428,3 +429,19 @@ def test_a_refusal_mid_batch_keeps_the_earlier_requests_outcomes(config: Config,
     assert [o.email for o in got] == [r.email for r in readers[:2000]]
     assert "SendGrid: content.0.value: The content value must be" in got[1500].detail
     assert server.count_by_email() == {r.email: 1 for r in readers[:1000]}
+
+
+def test_an_untrusted_certificate_stops_at_once(tmp_path: Path, api_key: str) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    with SendGridServer(api_key=KEY, tls=tls) as sg:
+        assert sg.url.startswith("https://")
+        with backend(load_config(write_config(tmp_path, sg.url))) as b:
+            b.open(message())
+            with pytest.raises(SendGridError, match="certificate verify failed"):
+                b.send_messages([reader(1)])
+            assert b.requests_made == 1  # not retried: waiting does not fix a certificate
+        assert sg.accepted_count == 0

@@ -27,6 +27,7 @@ import html
 import http.client
 import json
 import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -385,6 +386,8 @@ class SendGridBackend(Backend):
                 raise _refusal(status, e.body, None) from None
             except urllib.error.URLError as e:
                 attempts += 1
+                if isinstance(e.reason, ssl.SSLCertVerificationError):  # waiting will not fix a certificate
+                    raise SendGridError(f"cannot reach SendGrid at {self.host}: {e.reason}") from None
                 if attempts >= self.max_attempts:
                     raise SendGridError(f"cannot reach SendGrid at {self.host}: {e.reason} "
                                         f"({attempts} attempts; nothing in this request was sent)") from None
