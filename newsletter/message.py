@@ -175,12 +175,17 @@ def _encoded_words(text: str) -> str:
 
     The stdlib's folder produces the same but costs ~100 us per header; this is per recipient.
     """
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for ch in text:
         n = len(ch.encode("utf-8"))
         if size + n > 42:  # 42 bytes -> 56 base64 characters + 12 of framing = 68
-            words.append("".join(chunk))
-            chunk, size = [], 0
+            # cut after a space when there is one: lax decoders then only double a space
+            cut = len(chunk) - chunk[::-1].index(" ") if " " in chunk[1:] else len(chunk)
+            words.append("".join(chunk[:cut]))
+            chunk = chunk[cut:]
+            size = sum(len(c.encode("utf-8")) for c in chunk)
         chunk.append(ch)
         size += n
     words.append("".join(chunk))

@@ -11,14 +11,17 @@ separators and stray whitespace around cells are all accepted.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
+import itertools
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -130,21 +133,19 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
     name = display or str(path)
     stats = stats if stats is not None else ReadStats()
     try:
-        f = path.open("r", encoding="utf-8-sig", newline="")
+        f = path.open("rb")
     except FileNotFoundError:
         raise InputError([Problem(name, None, "", "subscriber file not found")]) from None
     except OSError as e:
         raise InputError([Problem(name, None, "", f"cannot read subscriber file: {e.strerror}")]) from None
     with f:
-        try:
-            first = f.readline()
-        except UnicodeDecodeError:
-            raise InputError([Problem(name, 1, "", "not UTF-8 text (save the CSV as UTF-8)")]) from None
-        f.seek(0)  # utf-8-sig drops a BOM again after the rewind
-        reader = csv.reader(f, delimiter=_sniff_delimiter(first), skipinitialspace=True)
+        lines = _decoded_lines(f, name)
+        first = next(lines, "")
+        reader = csv.reader(itertools.chain([first], lines), delimiter=_sniff_delimiter(first),
+                            skipinitialspace=True)
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as e:
+        except csv.Error as e:
             raise InputError([Problem(name, 1, "", f"malformed CSV header: {e}")]) from None
         if header is None or not any(h.strip() for h in header):
             raise InputError([Problem(name, 1, "", "empty file: expected a header row with an 'email' column")])
@@ -168,8 +169,6 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
                 stats.add(rejected)
                 yield rejected
                 continue
-            except UnicodeDecodeError:
-                raise InputError([Problem(name, line + 1, "", "not UTF-8 text (save the CSV as UTF-8)")]) from None
             line = reader.line_num
             if not row or not any(cell.strip() for cell in row):
                 continue  # blank lines are not subscribers
@@ -204,6 +203,17 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
                 fields=fields,
                 line=start,
             )
+
+
+def _decoded_lines(f: BinaryIO, name: str) -> Iterator[str]:
+    """Lines decoded one by one, so an encoding error names its own line; a BOM is dropped."""
+    for n, raw in enumerate(f, 1):
+        if n == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError([Problem(name, n, "", "not UTF-8 text (save the CSV as UTF-8)")]) from None
 
 
 def _columns(name: str, header: list[str]) -> list[str]:

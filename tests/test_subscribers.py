@@ -1,0 +1,126 @@
+"""The subscriber CSV: streamed, validated, normalised, de-duplicated, never rewritten."""
+
+from __future__ import annotations
+
+import hashlib
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import InputError
+from newsletter.subscribers import ReadStats, Rejected, Subscriber, read_subscribers
+from tests.conftest import REPO
+
+
+def read(path: Path) -> tuple[list[Subscriber], list[Rejected], ReadStats]:
+    stats = ReadStats()
+    rows = list(read_subscribers(path, stats=stats, display="subs.csv"))
+    return ([r for r in rows if isinstance(r, Subscriber)], [r for r in rows if isinstance(r, Rejected)], stats)
+
+
+def test_bom_semicolons_whitespace_invalid_duplicates_and_merge_fields(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_bytes(
+        "\ufeff Email ; Name ;language; City ; Member since\n"  # 1
+        "  Ada@Example.ORG ;  Ada Lovelace ; en ; London ; 1843\n"  # 2
+        "not-an-address;Nobody;en;;\n"  # 3
+        "\n"  # 4 (blank: ignored)
+        "ada@example.org;Ada again;en;;\n"  # 5 duplicate (case-insensitive)
+        'marie@example.org;"Curie;\nMarie";fr;Paris;1900\n'  # 6-7, quoted ; and newline
+        "ales@bad_domain;Ales;en;Minsk;\n"  # 8
+        ";No address;en;;\n"  # 9
+        "bob@example.org\n"  # 10: short row
+        .encode()
+    )
+    subs, rejected, stats = read(csv)
+    assert [s.email for s in subs] == ["Ada@example.org", "marie@example.org", "bob@example.org"]
+    ada, marie, bob = subs
+    assert (ada.name, ada.language, ada.line) == ("Ada Lovelace", "en", 2)
+    assert ada.fields == {"city": "London", "member_since": "1843"}
+    assert marie.name == "Curie; Marie" and marie.line == 6 and marie.language == "fr"
+    assert bob.name == "" and bob.language == "en" and bob.fields == {"city": "", "member_since": ""}
+    assert [(r.line, r.duplicate) for r in rejected] == [(3, False), (5, True), (8, False), (9, False)]
+    assert "@-sign" in rejected[0].reason
+    assert (stats.rows, stats.valid, stats.invalid_count, stats.duplicate_count) == (7, 3, 3, 1)
+
+
+def test_tab_separated_and_e_mail_header(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_text("E-mail\tname\nx@example.org\tX\n")
+    subs, rejected, _ = read(csv)
+    assert [(s.email, s.name) for s in subs] == [("x@example.org", "X")] and not rejected
+
+
+def test_international_domain_is_sent_as_ascii(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_text("email\nales@bialiacki.by\nales@спринг.бел\nалесь@example.org\n")
+    subs, rejected, _ = read(csv)
+    assert [s.email for s in subs] == ["ales@bialiacki.by", "ales@" + "спринг.бел".encode("idna").decode()]
+    assert [r.line for r in rejected] == [4]  # a non-ASCII mailbox would need SMTPUTF8
+
+
+@pytest.mark.parametrize("content, message", [
+    ("name,city\nAda,London\n", "no 'email' column"),
+    ("", "empty file"),
+    ("email,unsubscribe_url\n", "set by the tool"),
+    ("email,city,City\n", "appears twice"),
+])
+def test_file_level_problems_name_the_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_text(content)
+    with pytest.raises(InputError) as e:
+        read(csv)
+    assert e.value.problems[0].file == "subs.csv"
+    assert message in str(e.value)
+
+
+def test_missing_file_and_not_utf8(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        read(tmp_path / "nope.csv")
+    bad = tmp_path / "subs.csv"
+    bad.write_bytes(b"email,name\nx@example.org,Fran\xe7ois\n")
+    with pytest.raises(InputError, match="subs.csv:2: not UTF-8"):
+        read(bad)
+
+
+def test_the_file_is_never_rewritten(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_bytes((REPO / "subscribers.example.csv").read_bytes() + b"dup@example.org\nDUP@example.org\n")
+    before = hashlib.sha256(csv.read_bytes()).hexdigest()
+    read(csv)
+    assert hashlib.sha256(csv.read_bytes()).hexdigest() == before
+
+
+def test_streamed_not_loaded(tmp_path: Path) -> None:
+    """20,000 rows: memory stays far below what holding the rows would take (~10 MB here)."""
+    csv = tmp_path / "subs.csv"
+    with csv.open("w") as f:
+        f.write("email,name,language,city,notes\n")
+        for i in range(20_000):
+            f.write(f"reader{i}@example.org,Reader number {i},en,Minsk,{'x' * 40}\n")
+    tracemalloc.start()
+    try:
+        n = sum(1 for r in read_subscribers(csv) if isinstance(r, Subscriber))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 20_000
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_rows_come_before_the_file_is_fully_read(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_bytes(b"email\nfirst@example.org\n" + b"x@example.org\n" * 10_000 + b"\xff\xfe broken\n")
+    rows = read_subscribers(csv)
+    first = next(rows)
+    assert isinstance(first, Subscriber) and first.email == "first@example.org"
+    with pytest.raises(InputError, match="not UTF-8"):
+        list(rows)
+
+
+def test_example_csv_is_valid() -> None:
+    subs, rejected, _ = read(REPO / "subscribers.example.csv")
+    assert len(subs) >= 4 and not rejected
+    assert any(not s.name for s in subs), "the example shows the name fallback"
+    assert all("city" in s.fields for s in subs)
