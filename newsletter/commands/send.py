@@ -162,7 +162,7 @@ def _print_plan(plan: Plan, slug: str, subject: str, backend: str, config: Confi
     ]
     if plan.uncertain_held:
         rows.append(("uncertain", plan.uncertain_held, "(held back: --resend-uncertain to resend)"))
-    width = max(len(f"{n:,}") for _, n, _ in rows)
+    width = max(6, *(len(f"{n:,}") for _, n, _ in rows))
     for label, n, note in rows:
         click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())
     if plan.retrying_failed or plan.resending_uncertain:

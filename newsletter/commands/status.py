@@ -49,6 +49,8 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
         click.echo("  " + " · ".join(parts))
         if plan is not None and plan.suppressed:
             click.echo(f"  ({plan.suppressed:,} on the list are suppressed and will not be sent to)")
+        if counts.get("failed"):
+            click.echo("  (a rerun of `newsletter send` tries the failed ones again)")
         if counts.get("sending"):
             click.echo(f"  {counts['sending']:,} are being handed off now, or a send was killed mid-hand-off"
                        " (they become uncertain when a send starts)")
