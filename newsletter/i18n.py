@@ -12,8 +12,6 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -30,6 +28,9 @@ def translations(language: str) -> NullTranslations:
     po = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if language == "en" or not po.is_file():
         return NullTranslations()
+    from babel.messages.mofile import write_mo  # only non-English issues pay for the .po parser
+    from babel.messages.pofile import read_po
+
     with po.open("rb") as f:
         catalog = read_po(f, locale=language, domain=DOMAIN)
     buf = io.BytesIO()
