@@ -371,7 +371,14 @@ def _unsubscribe(ctx: _Context) -> Iterator[Finding]:
 
 
 def _postal_address(ctx: _Context) -> Iterator[Finding]:
+    from newsletter.scaffold import PLACEHOLDER_ADDRESS
+
     address = ctx.built.config.org_postal_address
+    if address == PLACEHOLDER_ADDRESS:
+        yield Finding(ctx.config_file, ctx.config_line("organisation.postal_address"),
+                      "warning" if ctx.demo else "error",
+                      "organisation.postal_address is still the placeholder `newsletter init` wrote: readers must "
+                      "see your real postal address", "postal-address")
     parts = [_norm(p) for p in re.split(r"[\n]", address) if p.strip()]
     body = ctx.doc.find("body")
     html_text = _norm(body.text_content() if body is not None else "")
