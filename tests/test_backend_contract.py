@@ -1,0 +1,193 @@
+"""The one contract every backend keeps (newsletter/backends/base.py), run against each.
+
+To add a backend: write a `Harness` subclass that builds it against a real local stand-in
+(a directory, an SMTP server, an HTTP server) and can say what the stand-in received,
+then add it to HARNESSES. Every test below then runs against it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.backends import Backend, Outcome, get_backend
+from newsletter.build import Built, build_issue
+from newsletter.config import Config, load_config
+from newsletter.errors import BackendError
+from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
+from newsletter.secrets import SigningKeys
+from tests.sendkit import SLUG, make_project
+from tests.smtp_server import SMTPServer
+
+KEYS = SigningKeys(b"contract-test-key-0123456789abcdef", (), False)
+
+
+class Harness:
+    """A backend plus a real local stand-in for where its messages go."""
+
+    name = ""
+    can_refuse = False  # can the stand-in be told to refuse one recipient for good?
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def backend(self, config: Config) -> Backend:
+        return get_backend(self.name, config)
+
+    def refuse(self, email: str) -> None:
+        raise NotImplementedError
+
+    def received(self) -> Counter[str]:
+        """How many messages each address got."""
+        raise NotImplementedError
+
+    def to_header(self, email: str) -> str:
+        """The To the stand-in saw for `email` (an address or a display form containing it)."""
+        raise NotImplementedError
+
+
+class OutboxHarness(Harness):
+    name = "outbox"
+
+    def received(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for f in (self.tmp_path / "p" / "outbox").rglob("*.eml"):
+            msg = message_from_bytes(f.read_bytes(), policy=policy.default)
+            out[msg["To"].addresses[0].addr_spec.lower()] += 1
+        return out
+
+    def to_header(self, email: str) -> str:
+        for f in (self.tmp_path / "p" / "outbox").rglob("*.eml"):
+            msg = message_from_bytes(f.read_bytes(), policy=policy.default)
+            if msg["To"].addresses[0].addr_spec.lower() == email:
+                return str(msg["To"])
+        return ""
+
+
+class SMTPHarness(Harness):
+    name = "smtp"
+    can_refuse = True
+
+    def start(self) -> None:
+        self.server = SMTPServer().start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def backend(self, config: Config) -> Backend:
+        return get_backend("smtp", config, host=self.server.host, port=self.server.port, retry_delay=0.01)
+
+    def refuse(self, email: str) -> None:
+        self.server.script.rcpt_replies[email] = ["550 5.7.1 refused by policy"]
+
+    def received(self) -> Counter[str]:
+        return self.server.counts()
+
+    def to_header(self, email: str) -> str:
+        return str(self.server.messages(email)[0]["To"])
+
+
+HARNESSES: dict[str, type[Harness]] = {"outbox": OutboxHarness, "smtp": SMTPHarness}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    h = HARNESSES[request.param](tmp_path)
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = make_project(tmp_path_factory.mktemp("contract") / "p")
+    config = load_config(root / "newsletter.toml")
+    return build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
+
+
+@pytest.fixture
+def config(harness: Harness) -> Config:
+    root = make_project(harness.tmp_path / "p")
+    return load_config(root / "newsletter.toml")
+
+
+def recipients(config: Config, n: int) -> list[Recipient]:
+    return [make_recipient(email=f"contract{i}@example.org", name=f"Reader Ø{i}", language="en", fields={},
+                           slug=SLUG, config=config, keys=KEYS) for i in range(n)]
+
+
+def message(built: Built) -> PreparedMessage:
+    return prepare_message(built)
+
+
+def test_one_outcome_per_recipient_in_order_and_one_message_each(harness: Harness, config: Config,
+                                                                 built: Built) -> None:
+    rs = recipients(config, 7)
+    with harness.backend(config) as backend:
+        backend.open(message(built))
+        backend.open(message(built))  # idempotent
+        first = backend.send_messages(rs[:3])
+        second = backend.send_messages(rs[3:])
+    outcomes = first + second
+    assert [o.email for o in outcomes] == [r.email for r in rs]
+    assert all(isinstance(o, Outcome) and o.status == "sent" for o in outcomes), outcomes
+    assert harness.received() == Counter({r.email: 1 for r in rs})
+    assert "contract4@example.org" in harness.to_header("contract4@example.org")
+
+
+def test_close_is_safe_twice(harness: Harness, config: Config, built: Built) -> None:
+    backend = harness.backend(config)
+    backend.open(message(built))
+    backend.send_messages(recipients(config, 1))
+    backend.close()
+    backend.close()
+
+
+def test_handoff_is_announced_before_each_outcome(harness: Harness, config: Config, built: Built) -> None:
+    events: list[tuple[str, str]] = []
+    rs = recipients(config, 4)
+    with harness.backend(config) as backend:
+        if not backend.reports_handoff:
+            pytest.skip(f"{harness.name} does not report hand-offs: the send loop marks whole batches")
+        backend.on_handoff = lambda batch: events.extend(("handoff", r.email) for r in batch)
+        backend.on_outcome = lambda o: events.append(("outcome", o.email))
+        backend.open(message(built))
+        backend.send_messages(rs)
+    for r in rs:
+        assert events.index(("handoff", r.email)) < events.index(("outcome", r.email))
+    assert len(events) == 2 * len(rs)
+
+
+def test_a_refused_recipient_fails_with_the_remote_words_and_the_rest_go_out(harness: Harness, config: Config,
+                                                                            built: Built) -> None:
+    if not harness.can_refuse:
+        pytest.skip(f"{harness.name} never refuses a recipient")
+    rs = recipients(config, 3)
+    harness.refuse(rs[1].email)
+    with harness.backend(config) as backend:
+        backend.open(message(built))
+        outcomes = backend.send_messages(rs)
+    assert [o.status for o in outcomes] == ["sent", "failed", "sent"]
+    assert "refused by policy" in outcomes[1].detail
+    assert harness.received() == Counter({rs[0].email: 1, rs[2].email: 1})
+
+
+def test_send_before_open_is_an_error(harness: Harness, config: Config) -> None:
+    with harness.backend(config) as backend, pytest.raises(BackendError):
+        backend.send_messages(recipients(config, 1))
+
+
+def test_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
+    config = load_config(make_project(tmp_path / "p") / "newsletter.toml")
+    with pytest.raises(BackendError, match="unknown backend 'carrier-pigeon'"):
+        get_backend("carrier-pigeon", config)
