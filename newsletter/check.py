@@ -363,11 +363,46 @@ def _unsubscribe(ctx: _Context) -> Iterator[Finding]:
     if field_ not in PLACEHOLDER.findall(r.text):
         yield Finding(ctx.issue_file, None, "error",
                       "no unsubscribe link in the text part ({{ unsubscribe_url }})", "unsubscribe")
+    headers = _sample_headers(ctx.built)
+    if headers is not None:
+        if not headers.get("List-Unsubscribe"):
+            yield Finding(ctx.issue_file, None, "error",
+                          "the built message has no List-Unsubscribe header: inboxes show no unsubscribe button",
+                          "unsubscribe")
+        if (headers.get("List-Unsubscribe-Post") or "").strip() != "List-Unsubscribe=One-Click":
+            yield Finding(ctx.issue_file, None, "error",
+                          "the built message has no List-Unsubscribe-Post: List-Unsubscribe=One-Click header "
+                          "(RFC 8058): Gmail and Yahoo require one-click unsubscribe from bulk senders",
+                          "unsubscribe")
     base = ctx.built.config.base_url
     if urlsplit(base).scheme != "https":
         yield Finding(ctx.config_file, ctx.config_line("site.base_url"), "error",
                       f"site.base_url {base} is not https: the List-Unsubscribe header's one-click link (RFC 8058) "
                       "must be https://", "unsubscribe")
+
+
+def _sample_headers(built: Built) -> Any:
+    """The headers of one message exactly as `send` would build it, for a sample reader.
+
+    Signed with the development key, never the environment's: checking stays pure and
+    needs no secret. None if the message module cannot build one (then only the links
+    are checked).
+    """
+    import email
+    import email.policy
+
+    try:
+        from newsletter.message import make_recipient, prepare_message
+        from newsletter.secrets import DEVELOPMENT_KEY, SigningKeys
+
+        keys = SigningKeys(DEVELOPMENT_KEY.encode(), (), True)
+        language = built.issue.language or built.config.default_language
+        reader = make_recipient(email=SAMPLE_RECIPIENT["email"], name=SAMPLE_RECIPIENT["name"], language=language,
+                                fields={}, slug=built.slug, config=built.config, keys=keys)
+        raw = prepare_message(built).to_bytes(reader)
+    except (ImportError, TypeError, AttributeError, ValueError):
+        return None
+    return email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=email.policy.default)
 
 
 def _postal_address(ctx: _Context) -> Iterator[Finding]:
