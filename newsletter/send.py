@@ -181,14 +181,20 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
     report.recovered = ledger.recover()
     message = prepare_message(built)
     maker = RecipientMaker(built, keys)
-    if rate > 0:
-        batch_size = max(1, min(batch_size, int(rate)))
+    if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
+        batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
                             display=display or str(subscribers))
     backend.open(message)
+    reported: set[str] = set()  # outcomes the backend already gave through done() in this batch
+
+    def on_outcome(outcome: Outcome) -> None:
+        reported.add(outcome.email)
+        ledger.record_one(outcome)
+
     if backend.reports_handoff:
         backend.on_handoff = ledger.mark_sending
-        backend.on_outcome = ledger.record_one
+        backend.on_outcome = on_outcome
     try:
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
@@ -215,10 +221,9 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
             except BackendError as e:
                 outcomes = list(getattr(e, "outcomes", []) or [])
                 report.stopped = str(e)
-            if backend.reports_handoff:
-                ledger.flush()  # each outcome was buffered as it came (backend.done)
-            else:
-                ledger.record(outcomes, flush=True)
+            # outcomes reported as they came (backend.done) are buffered already; record the rest
+            ledger.record([o for o in outcomes if o.email not in reported], flush=True)
+            reported.clear()
             _tally(report, outcomes)
             if progress is not None:
                 progress(report)
