@@ -309,22 +309,24 @@ class SendGridBackend(Backend):
                 # SendGrid's words, so the ledger shows why and a rerun tries them again.
                 words = "; ".join(e.lines())[:1000]
                 for i, _ in chunk:
-                    outcomes[i] = Outcome(recipients[i].email, "failed", words)
+                    outcomes[i] = self.done(Outcome(recipients[i].email, "failed", words))
                 e.outcomes = [o for o in outcomes if o is not None]
                 raise
-            for i, _ in chunk:
-                outcomes[i] = Outcome(recipients[i].email, status, detail, remote)
+            for i, _ in chunk:  # done(): the send loop records outcomes as backends report them
+                outcomes[i] = self.done(Outcome(recipients[i].email, status, detail, remote))
 
         for i, r in enumerate(recipients):
             p = builder.personalization(r)
             subs = substitution_bytes(p.get("substitutions") or {})
             if subs > MAX_SUBSTITUTION_BYTES:
-                outcomes[i] = Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} bytes "
-                                      f"as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}-byte limit")
+                outcomes[i] = self.done(Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} "
+                                                f"bytes as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}"
+                                                "-byte limit"))
                 continue
             p_bytes = _json_bytes_bound(p, subs)
             if builder.base_bytes + p_bytes > MAX_REQUEST_BYTES:
-                outcomes[i] = Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB limit")
+                outcomes[i] = self.done(Outcome(r.email, "failed",
+                                                "not sent: the message is over SendGrid's 30 MB limit"))
                 continue
             key = r.email.lower()
             if chunk and (len(chunk) >= self.per_request or size + p_bytes > MAX_REQUEST_BYTES or key in seen):
