@@ -19,6 +19,7 @@ from bench import tools
 from bench.harness import (
     BenchError,
     Context,
+    Measured,
     Row,
     example_issues,
     interleaved,
@@ -58,20 +59,23 @@ def run_build(ctx: Context, *, install: bool = True) -> list[Row]:
         if not target.exists() or target.stat().st_size < 1000:
             raise BenchError(f"the mjml CLI wrote no HTML for {source}")
 
-        def ours(cmd: list[str] = ours_cmd) -> float:
-            return measure(cmd, cwd=root).check("newsletter build").wall
+        def ours(cmd: list[str] = ours_cmd) -> Measured:
+            return measure(cmd, cwd=root).check("newsletter build")
 
-        def peer(cmd: list[str] = peer_cmd) -> float:
-            return measure(cmd, cwd=root).check("mjml CLI").wall
+        def peer(cmd: list[str] = peer_cmd) -> Measured:
+            return measure(cmd, cwd=root).check("mjml CLI")
 
         ctx.log(f"build {issue.name}: {runs} interleaved runs of ours and the mjml CLI")
-        ours_t, peer_t = interleaved(runs, ours, peer)
+        ours_m, peer_m = interleaved(runs, ours, peer)
+        ours_t, peer_t = [m.wall for m in ours_m], [m.wall for m in peer_m]
         o, p = median(ours_t), median(peer_t)
+        cpu_o, cpu_p = median([m.cpu for m in ours_m]), median([m.cpu for m in peer_m])
         html_kb = (out_dir / "email.html").stat().st_size / 1024
         rows.append(Row(
             NAME, f"newsletter build {issue.stem} (vs mjml CLI {tools.mjml_version()})", o, p, "s",
             goal=f"ratio ≤ {BUILD_GOAL}", met=(o / p) <= BUILD_GOAL,
-            note=f"median of {runs}; ours {spread(ours_t)}, mjml {spread(peer_t)}; "
+            note=f"median of {runs} wall; ours {spread(ours_t)}, mjml {spread(peer_t)}; CPU time (user+sys) "
+                 f"{cpu_o * 1000:.0f} vs {cpu_p * 1000:.0f} ms = {cpu_o / cpu_p:.2f}; "
                  f"MJML {source.stat().st_size / 1024:.1f} KB -> email.html {html_kb:.1f} KB",
         ))
     return rows

@@ -12,15 +12,17 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / ".work"
@@ -109,6 +111,7 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the process and the children it waited for
 
     def check(self, what: str) -> Measured:
         if self.returncode != 0:
@@ -137,17 +140,21 @@ def measure(cmd: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,
             start = time.perf_counter()
             proc = subprocess.Popen(full, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
             peak = _poll_rss(proc) if rss and not use_time else None
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
             try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise BenchError(f"{' '.join(cmd[:4])} ... took longer than {timeout:.0f} s") from None
+                _, status, usage = os.wait4(proc.pid, 0)  # wait + the child's CPU time, like GNU time
+            finally:
+                timer.cancel()
             wall = time.perf_counter() - start
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
+            if code == -signal.SIGKILL and wall >= timeout:
+                raise BenchError(f"{' '.join(cmd[:4])} ... took longer than {timeout:.0f} s")
         if use_time:
             text = rss_path.read_text().strip().splitlines()
             peak = int(text[-1]) if text and text[-1].isdigit() else None
-        return Measured(wall, peak, code, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+        return Measured(wall, peak, code, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                        cpu=usage.ru_utime + usage.ru_stime)
 
 
 def _poll_rss(proc: subprocess.Popen[bytes]) -> int | None:
@@ -166,9 +173,12 @@ def _poll_rss(proc: subprocess.Popen[bytes]) -> int | None:
     return peak // 1024 or None
 
 
-def interleaved(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
+T = TypeVar("T")
+
+
+def interleaved(runs: int, *jobs: Callable[[], T]) -> list[list[T]]:
     """Run each job once per round, `runs` rounds: ours and the reference share the same noise."""
-    results: list[list[float]] = [[] for _ in jobs]
+    results: list[list[T]] = [[] for _ in jobs]
     for _ in range(runs):
         for i, job in enumerate(jobs):
             results[i].append(job())
