@@ -281,11 +281,25 @@ def render_issue(issue: Issue, config: Config) -> Rendered:
     env = environment(config, issue.language or config.default_language)  # templates compiled once
     mjml = render_mjml(issue, config, personal=True, env=env)
     html = inline_css(_compile(mjml, issue, config))
-    web_mjml = render_mjml(issue, config, personal=False, env=env)
-    web_html = fill_web(inline_css(_compile(web_mjml, issue, config)), issue, config)
+    web_html = fill_web(strip_personal(html), issue, config)  # one CSS-inlining pass, not two
     text = render_text(issue, config, env=env)
     fields = frozenset(PLACEHOLDER.findall(html)) | frozenset(PLACEHOLDER.findall(text))
     return Rendered(mjml=mjml, html=html, text=text, web_html=web_html, fields=fields)
+
+
+def strip_personal(html: str) -> str:
+    """The email without its per-reader parts (class `nl-personal`: the view-in-browser line,
+    the unsubscribe line), which is the web version. Cheaper than rendering and inlining a
+    second document, which was a third of a build's time."""
+    import lxml.html
+
+    doc = lxml.html.document_fromstring(protect(html))
+    for el in doc.xpath('//*[contains(concat(" ", normalize-space(@class), " "), " nl-personal ")]'):
+        el.drop_tree()
+    out = lxml.html.tostring(doc, encoding="unicode", doctype="<!doctype html>")
+    if "charset=" not in out[: out.find("</head>")]:  # lxml drops the http-equiv charset when writing str
+        out = out.replace("<head>", '<head>\n<meta charset="utf-8">', 1)
+    return restore(out)
 
 
 def fill_web(html: str, issue: Issue, config: Config) -> str:
