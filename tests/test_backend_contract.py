@@ -7,6 +7,8 @@ then add it to HARNESSES. Every test below then runs against it.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -20,6 +22,7 @@ from newsletter.config import Config, load_config
 from newsletter.errors import BackendError
 from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.secrets import SigningKeys
+from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
 
@@ -95,7 +98,37 @@ class SMTPHarness(Harness):
         return str(self.server.messages(email)[0]["To"])
 
 
-HARNESSES: dict[str, type[Harness]] = {"outbox": OutboxHarness, "smtp": SMTPHarness}
+class SendGridHarness(Harness):
+    """The real `sendgrid` client against the schema-checking stand-in (tests/sendgrid_server.py)."""
+
+    name = "sendgrid"
+    key = "SG.contract-key"
+
+    def start(self) -> None:
+        self.server = SendGridServer(api_key=self.key).start()
+        self.saved_key = os.environ.get("SENDGRID_API_KEY")
+        os.environ["SENDGRID_API_KEY"] = self.key
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self.saved_key is None:
+            os.environ.pop("SENDGRID_API_KEY", None)
+        else:
+            os.environ["SENDGRID_API_KEY"] = self.saved_key
+
+    def backend(self, config: Config) -> Backend:
+        config = dataclasses.replace(config, sendgrid={**config.sendgrid, "host": self.server.url, "timeout": 10})
+        return get_backend("sendgrid", config, backoff=0.01)
+
+    def received(self) -> Counter[str]:
+        return Counter({e.lower(): n for e, n in self.server.count_by_email().items()})
+
+    def to_header(self, email: str) -> str:
+        to = self.server.render(email)["to"][0]
+        return f"{to.get('name', '')} <{to['email']}>"
+
+
+HARNESSES: dict[str, type[Harness]] = {"outbox": OutboxHarness, "smtp": SMTPHarness, "sendgrid": SendGridHarness}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
