@@ -275,14 +275,23 @@ def _links(ctx: _Context) -> list[tuple[str, str]]:
             continue
         for attr, kind in (("href", "link"), ("src", "image"), ("background", "image")):
             url = (el.get(attr) or "").strip()
-            if url and url not in seen and not (el.tag == "link" and attr == "href"):
-                seen[url] = kind if el.tag != "link" else "stylesheet"
+            if url and url not in seen and el.tag != "link":  # <link>: MRML's web-font stylesheets
+                seen[url] = kind
         for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", el.get("style") or ""):
             seen.setdefault(url.strip(), "image")
     return [(kind, url) for url, kind in seen.items()]
 
 
 def _urls(ctx: _Context) -> Iterator[Finding]:
+    """Links and images an inbox cannot use, and placeholders left pointing at example domains.
+
+    Example domains (RFC 2606) are fine in a demo and a mistake in a real newsletter. What
+    makes a project a demo is not a flag anyone could set and forget, but a fact: its
+    sender address is itself on a reserved example domain, so it cannot deliver a single
+    real message (no SPF, no DKIM, no inbox accepts it). Such a project (this repository's
+    example, a fresh `newsletter init`) gets one warning naming `sender.address`; once the
+    sender is real, every example link left in an issue or the config is an error.
+    """
     demo_noted = False
     for kind, url in _links(ctx):
         if PLACEHOLDER.fullmatch(url) or url.startswith("#"):

@@ -195,12 +195,21 @@ def make_server(preview: Preview, port: int) -> ThreadingHTTPServer:
 
     Handler.preview = preview
     try:
-        server = ThreadingHTTPServer((HOST, port), Handler)
+        server = _Server((HOST, port), Handler)
     except OSError as e:
         raise PreviewError(f"cannot listen on {HOST}:{port}: {e.strerror} (try --port {port + 1 if port else 0})") \
             from None
-    server.daemon_threads = True
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A tab that navigates away mid-response is not an error worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def serve(issue: Path, config_path: Path, *, port: int = 8000, recipient: str | None = None,

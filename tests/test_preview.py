@@ -122,6 +122,13 @@ def test_preview_follows_the_yaml_and_survives_errors(browser: object, preview_s
         expect(page.frame_locator("#frame").locator("body")).to_contain_text("Dear Marie Curie", timeout=5_000)
         assert "email.txt" in page.locator("#frame").get_attribute("src")
         assert page.evaluate("window.__not_reloaded") is True
+
+        # the terminal said the same: each build, and the error with its file and line
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        assert "issues/live.yaml:3: malformed YAML" in err
+        assert "rebuilt  Third subject" in err
+        assert "Traceback" not in err
     finally:
         page.close()
 
