@@ -93,6 +93,7 @@ def environment(config: Config, language: str) -> jinja2.Environment:
     env.filters["underline"] = _underline
     env.filters["quote_text"] = _quote_text
     env.filters["display_url"] = _display_url
+    env.filters["lead_in"] = _lead_in
     env.globals["recipient"] = Recipient()
     return env
 
@@ -128,6 +129,11 @@ def _quote_text(text: str) -> str:
     lines = text.strip().splitlines() or [""]
     body = "\n".join("  " + line if line else "" for line in lines)
     return "  \u201c" + body[2:] + "\u201d"
+
+
+def _lead_in(text: str) -> str:
+    """Text introducing a URL on the next line: 'View it in your browser:' but 'click here.'"""
+    return text if text.rstrip()[-1:] in (".", ":", "!", "?", "…") else f"{text}:"
 
 
 def _display_url(url: str) -> str:
