@@ -199,6 +199,11 @@ def _count_images(value: object) -> int:
     return 0
 
 
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    return _display(path)
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))

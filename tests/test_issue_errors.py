@@ -168,6 +168,17 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
         ["issues/bad.yaml"],
         ["newsletter.toml:2: malformed TOML: Expected ']' at the end of a table declaration"],
     ),
+    "config-and-issue-both-bad": (
+        {"issues/bad.yaml": GOOD.replace("body: Hi", "body: Hi\n    heading: [x]"),
+         "newsletter.toml": '[sender]\nname = "x"\naddres = "a@example.org"\n'},
+        ["issues/bad.yaml"],
+        ["newsletter.toml:1: sender.address: missing (required)",
+         "newsletter.toml:1: list: missing (required)",
+         "newsletter.toml:1: organisation: missing (required)",
+         "newsletter.toml:1: site: missing (required)",
+         "newsletter.toml:3: sender.addres: unknown key 'addres'; did you mean 'address'?",
+         "issues/bad.yaml:6: blocks[0].heading: must be text, got a list"],
+    ),
     "all-problems-of-all-issues": (
         {"issues/a.yaml": GOOD.replace("date: 2011-11-28", "date: soon"),
          "issues/b.yaml": GOOD.replace("subject: Hello", "subjet: Hello"),
