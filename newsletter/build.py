@@ -17,12 +17,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
 from newsletter.issue import Issue, load_issue
 from newsletter.placeholders import STANDARD_FIELDS, Template
-from newsletter.render import Rendered, render_issue
+
+if TYPE_CHECKING:
+    from newsletter.render import Rendered
 
 GMAIL_CLIP_BYTES = 102 * 1024
 #: Above this the summary warns that the next edit may cross Gmail's clip.
@@ -63,6 +66,8 @@ def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Buil
     """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
     started = time.perf_counter()
     issue = load_issue(issue_path, display=_display(issue_path))
+    from newsletter.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
+
     rendered = render_issue(issue, config)
     out_dir = config.build_dir / issue.slug
     built = Built(issue=issue, config=config, rendered=rendered, out_dir=out_dir,
