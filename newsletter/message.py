@@ -30,7 +30,6 @@ from email.headerregistry import Address
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from newsletter.errors import InputError, Problem
 from newsletter.placeholders import PLACEHOLDER, Template
@@ -145,7 +144,7 @@ def make_recipient(*, email: str, name: str, language: str, fields: Mapping[str,
     url = config.unsubscribe_url(token)
     header = f"<{url}>"
     if config.unsubscribe_mailto:
-        header += f", <mailto:{config.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}>"
+        header += f", <mailto:{config.unsubscribe_mailto}?subject=unsubscribe%20{token}>"  # token is URL-safe
     values = dict(fields)
     values.update(name=name or fallback_name, email=email, unsubscribe_url=url)
     domain = config.sender_address.rsplit("@", 1)[-1]

@@ -1,10 +1,11 @@
 """The SMTP backend: any relay, with STARTTLS or implicit TLS, login, reused connections.
 
 Each message is one SMTP transaction on a kept-open connection (several connections in
-parallel with `[smtp] connections`). When the server offers PIPELINING, MAIL, RCPT and
-DATA go out in one write, so a message costs two round trips instead of four (smtplib
-does not pipeline; we use its connection, login and reply parsing, and drive the
-transaction ourselves).
+parallel with `[smtp] connections`). When the server offers PIPELINING (RFC 2920), MAIL,
+RCPT and DATA go out in one write, and each message's content and final "." go out in
+the same write as the next message's MAIL/RCPT/DATA: one round trip per message instead
+of four. (smtplib does not pipeline; we use its connection, TLS, login and reply parsing,
+and drive the transaction ourselves.)
 
 What each answer means for the reader:
 
@@ -16,9 +17,10 @@ What each answer means for the reader:
 - the connection drops (or times out) after the final "." and before the answer
                                    -> uncertain: the server may have taken it. Not retried.
 
-The ledger is told right before the final "." (`handoff`), the one moment after which
-the server may deliver: a kill before it leaves the reader unsent (and resent next run),
-a kill after it leaves the reader `uncertain`.
+The ledger is told (`handoff`, a committed write) right before the write that carries the
+message and its final "." -- the "." being the moment after which the server may deliver.
+A kill before the mark leaves the reader unsent (resent next run); a kill after it leaves
+the reader `uncertain` (0 or 1 copies). The window between is that one write.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from newsletter.backends.base import Backend, Outcome
@@ -55,6 +57,17 @@ def _words(code: int, msg: bytes | str) -> str:
 
 
 _QUEUE_ID = re.compile(r"(?:queued as|id=|<)\s*([A-Za-z0-9._@-]+)", re.I)
+
+
+def _stuffed(data: bytes) -> bytes:
+    """Dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated, ready to be followed by "."."""
+    body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
+    return body if body.endswith(b"\r\n") else body + b"\r\n"
+
+
+def _uncertain(r: Recipient, e: BaseException) -> Outcome:
+    return Outcome(r.email, "uncertain", f"connection lost after the message was sent, before the server "
+                                         f"answered ({e or type(e).__name__}); not resent")
 
 
 class _Connection:
@@ -166,25 +179,109 @@ class _Connection:
             if self.smtp is not None:
                 self.reset()
             return self._answer(r, *refusal)
-        body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        try:
-            smtp.sock.sendall(body)  # type: ignore[union-attr]
-        except OSError as e:
-            self.drop()
-            raise _Retry(f"connection lost while sending the message: {e}") from None
+        message = _stuffed(data) + b".\r\n"
         self.b.handoff([r])  # committed in the ledger before the server can take it
         try:
-            smtp.sock.sendall(b".\r\n")  # type: ignore[union-attr]
+            smtp.sock.sendall(message)  # type: ignore[union-attr]
             code, msg = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             self.drop()
-            return Outcome(r.email, "uncertain", f"connection lost after the message was sent, before the "
-                                                 f"server answered ({e or type(e).__name__}); not resent")
+            return _uncertain(r, e)
         if code == 421:
             self.drop()
         return self._answer(r, code, msg)
+
+    def pipeline(self, todo: Sequence[Recipient], render: Callable[[Recipient], bytes]
+                 ) -> tuple[dict[int, Outcome], list[tuple[int, str]], int]:
+        """Send `todo` with each end-of-data written together with the next message's
+        MAIL/RCPT/DATA (RFC 2920 lets message content open a group): one round trip a message.
+
+        Returns (outcomes by index, [(index, why)] refused for now: retry with backoff,
+        index of the first reader not attempted). Stops at the first connection trouble,
+        leaving the rest to the caller. The ledger is told before each final ".", as in
+        `transact`.
+        """
+        smtp = self.ensure()
+        outcomes: dict[int, Outcome] = {}
+        retry: list[tuple[int, str]] = []
+        sender = f"MAIL FROM:<{self.b.envelope_from}>\r\n"
+
+        def commands(r: Recipient) -> bytes:
+            return f"{sender}RCPT TO:<{r.email}>\r\nDATA\r\n".encode("ascii")
+
+        def settle(i: int, code: int, msg: bytes) -> None:
+            try:
+                outcomes[i] = self.b.done(self._answer(todo[i], code, msg))
+            except _Retry as e:
+                retry.append((i, str(e)))
+
+        def lost(i: int, e: BaseException) -> None:
+            self.drop()
+            outcomes[i] = self.b.done(_uncertain(todo[i], e))
+
+        n = len(todo)
+        try:
+            smtp.send(commands(todo[0]))
+        except (OSError, smtplib.SMTPServerDisconnected):
+            self.drop()
+            return outcomes, retry, 0
+        prev: int | None = None  # whose "." went out with this group and still awaits its reply
+        k = 0
+        while k < n:
+            if prev is not None:
+                try:
+                    code, msg = smtp.getreply()
+                except (OSError, smtplib.SMTPServerDisconnected) as e:
+                    lost(prev, e)
+                    return outcomes, retry, k
+                settle(prev, code, msg)
+                prev = None
+                if self.smtp is None:  # 421: the server is closing
+                    return outcomes, retry, k
+            try:
+                replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+            except (OSError, smtplib.SMTPServerDisconnected):
+                self.drop()
+                return outcomes, retry, k
+            refusal = next(((c, m) for (c, m), ok in zip(replies, ((250,), (250, 251), (354,)), strict=True)
+                            if c not in ok), None)
+            if refusal is not None:
+                if replies[2][0] == 354:  # DATA accepted despite a refusal: end it empty
+                    try:
+                        smtp.send(b".\r\n")
+                        smtp.getreply()
+                    except (OSError, smtplib.SMTPServerDisconnected):
+                        self.drop()
+                if self.smtp is not None:
+                    self.reset()
+                settle(k, *refusal)
+                k += 1
+                if self.smtp is None:
+                    return outcomes, retry, k
+                if k < n:
+                    try:
+                        smtp.send(commands(todo[k]))
+                    except (OSError, smtplib.SMTPServerDisconnected):
+                        self.drop()
+                        return outcomes, retry, k
+                continue
+            data = _stuffed(render(todo[k])) + b".\r\n" + (commands(todo[k + 1]) if k + 1 < n else b"")
+            self.b.handoff([todo[k]])  # committed in the ledger before the server can take it
+            try:
+                smtp.sock.sendall(data)  # type: ignore[union-attr]
+            except OSError as e:
+                lost(k, e)
+                return outcomes, retry, k + 1
+            prev = k
+            k += 1
+        if prev is not None:
+            try:
+                code, msg = smtp.getreply()
+            except (OSError, smtplib.SMTPServerDisconnected) as e:
+                lost(prev, e)
+                return outcomes, retry, n
+            settle(prev, code, msg)
+        return outcomes, retry, n
 
     def _answer(self, r: Recipient, code: int, msg: bytes) -> Outcome:
         words = _words(code, msg)
@@ -248,20 +345,16 @@ class SMTPBackend(Backend):
         if self.message is None:
             raise BackendError("smtp: send_messages() called before open()")
         if self._pool is None or len(recipients) == 1:
-            out: list[Outcome] = []
-            for r in recipients:
-                try:
-                    out.append(self._send_one(r))
-                except BackendError as e:
-                    e.outcomes = out  # type: ignore[attr-defined]
-                    raise
-            return out
+            return self._send_chunk(recipients)
         return self._send_parallel(recipients)
 
     def _send_parallel(self, recipients: Sequence[Recipient]) -> list[Outcome]:
-        results: list[Outcome | None] = [None] * len(recipients)
+        """Each connection takes chunks from a shared list until it is empty."""
+        size = max(1, min(50, -(-len(recipients) // (2 * self.connections))))
+        chunks = [recipients[i:i + size] for i in range(0, len(recipients), size)]
+        results: list[list[Outcome]] = [[] for _ in chunks]
         lock = threading.Lock()
-        items = iter(enumerate(recipients))
+        items = iter(enumerate(chunks))
         stop: list[BackendError] = []
 
         def worker() -> None:
@@ -271,25 +364,54 @@ class SMTPBackend(Backend):
                 if item is None:
                     return
                 try:
-                    results[item[0]] = self._send_one(item[1])
+                    results[item[0]] = self._send_chunk(item[1])
                 except BackendError as e:
+                    results[item[0]] = list(getattr(e, "outcomes", []))
                     stop.append(e)
 
         assert self._pool is not None
-        futures = [self._pool.submit(worker) for _ in range(min(self.connections, len(recipients)))]
+        futures = [self._pool.submit(worker) for _ in range(min(self.connections, len(chunks)))]
         for f in futures:
             f.result()
+        flat = [o for chunk in results for o in chunk]
         if stop:
-            stop[0].outcomes = [o for o in results if o is not None]  # type: ignore[attr-defined]
+            stop[0].outcomes = flat  # type: ignore[attr-defined]
             raise stop[0]
-        return [o for o in results if o is not None]
+        return flat
 
-    def _send_one(self, r: Recipient) -> Outcome:
+    def _send_chunk(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        """On one connection: pipelined when the server allows, one by one otherwise."""
+        assert self.message is not None
+        conn = self._connection()
+        results: dict[int, Outcome] = {}
+        start = 0
+        try:
+            while start < len(recipients):
+                outs: dict[int, Outcome] = {}
+                retry: list[tuple[int, str]] = []
+                done = 0
+                if conn.smtp is not None and conn.pipelining and len(recipients) - start > 1:
+                    part = recipients[start:]
+                    outs, retry, done = conn.pipeline(part, self.message.to_bytes)
+                    for i, o in outs.items():
+                        results[start + i] = o
+                    for i, why in retry:
+                        results[start + i] = self._send_one(part[i], tried=1, last=why)
+                if not (outs or retry or done):  # not connected yet, no pipelining, or no progress
+                    results[start] = self._send_one(recipients[start])
+                    done = 1
+                start += done
+        except BackendError as e:
+            e.outcomes = [results[i] for i in sorted(results)]  # type: ignore[attr-defined]
+            raise
+        return [results[i] for i in range(len(recipients))]
+
+    def _send_one(self, r: Recipient, *, tried: int = 0, last: str = "") -> Outcome:
+        """One reader, with retries and backoff (the first `tried` attempts already happened)."""
         assert self.message is not None
         data = self.message.to_bytes(r)
         conn = self._connection()
-        last = ""
-        for attempt in range(self.retries + 1):
+        for attempt in range(tried, self.retries + 1):
             if attempt:
                 time.sleep(min(MAX_BACKOFF, self.retry_delay * 2 ** (attempt - 1)))
             try:
