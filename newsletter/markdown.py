@@ -20,6 +20,8 @@ import html2text
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from newsletter.placeholders import protect, restore
+
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 _ANCHOR = re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', re.S | re.I)
@@ -28,8 +30,11 @@ _TAGS = re.compile(r"<[^>]+>")
 
 @lru_cache(maxsize=4096)
 def to_html(text: str) -> Markup:
-    """Markdown -> HTML fragment, safe to insert into an email (raw HTML escaped)."""
-    return Markup(_md.render(text or ""))
+    """Markdown -> HTML fragment, safe to insert into an email (raw HTML escaped).
+
+    Placeholders are shielded from markdown-it, which would percent-encode
+    `[unsubscribe]({{ unsubscribe_url }})` into a dead link."""
+    return Markup(restore(_md.render(protect(text or ""))))
 
 
 @lru_cache(maxsize=4096)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.errors import Problem
+from newsletter.placeholders import PLACEHOLDER
 from newsletter.source import Map, Seq, line_of
 
 MISSING = object()
@@ -131,21 +132,27 @@ def Url(*, schemes: tuple[str, ...] = ("https", "http", "mailto")) -> Spec:  # n
 
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("https", "http", "mailto")) -> str | None:
-    """Why `url` is not an absolute URL fit for an email, or None if it is."""
+    """Why `url` is not an absolute URL fit for an email, or None if it is.
+
+    Per-reader placeholders (`https://example.org/forward?from={{ email }}`) are allowed."""
+    if PLACEHOLDER.fullmatch(url):  # a whole URL filled in per reader: {{ unsubscribe_url }}
+        return None
+    shown = url
+    url = PLACEHOLDER.sub("x", url)
     if not url or any(c.isspace() for c in url) or any(ord(c) < 32 for c in url):
-        return f"{url!r} is not a URL (empty or contains spaces)"
+        return f"{shown!r} is not a URL (empty or contains spaces)"
     try:
         parts = urlsplit(url)
     except ValueError as e:
-        return f"{url!r} is not a URL: {e}"
+        return f"{shown!r} is not a URL: {e}"
     if not parts.scheme:
-        return f"{url!r} is not an absolute URL (needs https://...)"
+        return f"{shown!r} is not an absolute URL (needs https://...)"
     if parts.scheme.lower() not in schemes:
-        return f"{url!r}: scheme '{parts.scheme}' not allowed (use {' or '.join(schemes)})"
+        return f"{shown!r}: scheme '{parts.scheme}' not allowed (use {' or '.join(schemes)})"
     if parts.scheme.lower() in ("http", "https") and not parts.netloc:
-        return f"{url!r} has no host"
+        return f"{shown!r} has no host"
     if parts.scheme.lower() == "mailto" and "@" not in parts.path:
-        return f"{url!r} is not a mailto: address"
+        return f"{shown!r} is not a mailto: address"
     return None
 
 

@@ -179,12 +179,14 @@ date: 2011-11-28
 language: LANG
 links:
   donate: {url: "https://example.org/donate"}
+  forward: {url: "https://example.org/forward?from={{ email }}"}
 blocks:
   - type: section
     heading: Welcome
     body: |
       Dear {{ name }} ({{ email }}), <script>alert(1)</script> <img src=x onerror=alert(1)>
       [a link](https://example.org/x) [bad](javascript:alert(1)) [worse](JaVaScRiPt:alert(1))
+      [Stop these emails]({{ unsubscribe_url }})
   - type: quotes
     items:
       - {text: Free him, author: Someone, url: "https://example.org/pr"}
@@ -212,6 +214,11 @@ def test_placeholders_survive_and_markdown_html_is_escaped(project: Path) -> Non
     assert "<img src=x" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
     assert not re.search(r'href="\s*javascript:', body, flags=re.I)
     assert "Dear reader" in web and "{{" not in web
+    # placeholders in links, from Markdown and from URL fields, come through every step intact
+    assert re.search(r'<a href="\{\{ unsubscribe_url \}\}"[^>]*>Stop these emails</a>', page)
+    assert 'href="https://example.org/forward?from={{ email }}"' in page
+    assert "Stop these emails ({{ unsubscribe_url }})" in text
+    assert "https://example.org/forward?from={{ email }}" in text
 
 
 def test_french_issue_gets_french_fixed_strings(project: Path) -> None:
