@@ -62,6 +62,7 @@ def html_to_text(fragment: str, width: int = 72) -> str:
     h.unicode_snob = True
     h.escape_snob = False
     h.single_line_break = False
-    out = h.handle(_ANCHOR.sub(_inline_link, fragment))
+    # placeholders hold spaces; shielded, wrapping can never split `{{ name }}` across lines
+    out = restore(h.handle(_ANCHOR.sub(_inline_link, protect(fragment))))
     out = re.sub(r"[ \t]+\n", "\n", out)
     return re.sub(r"(?<=\S) {2,}(?=\S)", " ", out).strip()

@@ -259,3 +259,12 @@ def test_project_template_overrides_one_block_and_the_rest_falls_back(project: P
     assert 'class="nl-quote"' not in page, "the default quotes template is not used"
     assert "Welcome" in page and "nl-h2" in page, "other blocks still come from the default theme"
     assert "-- Someone" in text, "the text template was not overridden, so the default one is used"
+
+
+@pytest.mark.parametrize("width", [20, 33, 47, 72])
+def test_text_wrapping_never_splits_a_placeholder(width: int) -> None:
+    from newsletter.markdown import to_text
+
+    body = "ab cd ef " + "Dear {{ name }}, [stop]({{ unsubscribe_url }}) and {{ email }}. " * 6
+    text = to_text(body, width)
+    assert (text.count("{{ name }}"), text.count("{{ unsubscribe_url }}"), text.count("{{ email }}")) == (6, 6, 6)
