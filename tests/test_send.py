@@ -198,3 +198,30 @@ def test_outbox_default_with_only_the_example_config(project: Path) -> None:
         assert "{{" not in html
     again = run(["send", issue, "--yes"], cwd=project, env=NO_SECRET)
     assert again.returncode == 0 and "already sent 4" in " ".join(again.stdout.split())
+
+
+def test_progress_bar_with_rate_and_eta_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    root = make_project(tmp_path / "p", subscribers=300)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "newsletter", "send", ISSUE, "--yes"], cwd=root,
+                            stdout=slave, stderr=subprocess.PIPE, env={**os.environ, **NO_SECRET})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal is gone: the process closed it
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "sending" in out and "msg/s" in out and "100%" in out and "300/300" in out
+    assert "sent 300 · failed 0" in out
