@@ -111,12 +111,25 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise DatabaseError(f"the state database is busy or unwritable: {e}") from None
     try:
         yield conn
+    except sqlite3.OperationalError as e:  # disk full, I/O error, read-only: the user's to fix, no traceback
+        _rollback(conn)
+        raise DatabaseError(f"cannot write the state database: {e}") from None
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     else:
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise DatabaseError(f"cannot write the state database: {e}") from None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: after SQLITE_FULL or an I/O error SQLite may
+    already have rolled it back itself, and a second ROLLBACK would hide the real error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
