@@ -19,6 +19,7 @@ DOMAIN = "messages"
 
 
 def available() -> list[str]:
+    """Languages with a catalogue, English first."""
     return ["en", *sorted(p.name for p in LOCALE_DIR.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())]
 
 
@@ -40,6 +41,7 @@ def translations(language: str) -> NullTranslations:
 
 
 def gettext(language: str, message: str, **params: str) -> str:
+    """One fixed string in `language` (English if untranslated), with %(name)s parameters filled."""
     text = translations(language).gettext(message)
     return text % params if params else text
 

@@ -159,12 +159,14 @@ def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
 
 
 def render_mjml(issue: Issue, config: Config, *, personal: bool = True, env: jinja2.Environment | None = None) -> str:
+    """The issue as MJML (email.mjml), before MRML and CSS inlining."""
     language = issue.language or config.default_language
     env = env or environment(config, language)
     return _render(env, "email.mjml.j2", context(issue, config, personal=personal), config)
 
 
 def render_text(issue: Issue, config: Config, *, env: jinja2.Environment | None = None) -> str:
+    """The text/plain part, with placeholders still in it."""
     language = issue.language or config.default_language
     env = env or environment(config, language)
     text = _render(env, "email.txt.j2", context(issue, config, personal=True), config)

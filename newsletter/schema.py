@@ -72,6 +72,7 @@ class Obj:
 
 
 def ListOf(item: Spec, *, min_items: int = 0, max_items: int = 1000) -> Spec:  # noqa: N802
+    """A list whose items all follow `item`; bounded, so a runaway file cannot make a huge email."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, list):
             chk.add(line, path, f"must be a list, got {kind_of(value)}")
@@ -88,6 +89,7 @@ def ListOf(item: Spec, *, min_items: int = 0, max_items: int = 1000) -> Spec:  #
 
 def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None = None,  # noqa: N802
         hint: str = "") -> Spec:
+    """Text (numbers are accepted as their text): trimmed, non-empty, bounded, optionally matching `pattern`."""
     rx = re.compile(pattern) if pattern else None
 
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
@@ -113,10 +115,12 @@ def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None 
 
 
 def Markdown(*, max_len: int = 100_000) -> Spec:  # noqa: N802
+    """Multi-line Markdown text; it is made safe when rendered (see newsletter.markdown)."""
     return Str(max_len=max_len, single_line=False)
 
 
 def Url(*, schemes: tuple[str, ...] = ("https", "http", "mailto")) -> Spec:  # noqa: N802
+    """An absolute URL with one of `schemes`: never javascript:, data: or a relative path."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, str):
             chk.add(line, path, f"must be a URL, got {kind_of(value)}")
@@ -157,6 +161,7 @@ def url_problem(url: str, schemes: tuple[str, ...] = ("https", "http", "mailto")
 
 
 def Date() -> Spec:  # noqa: N802
+    """A calendar date, YYYY-MM-DD (YAML's own dates and quoted strings alike)."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if isinstance(value, dt.datetime):
             return value.date()
@@ -174,6 +179,7 @@ def Date() -> Spec:  # noqa: N802
 
 
 def Int(*, minimum: int = 0, maximum: int = 10_000) -> Spec:  # noqa: N802
+    """A whole number in range; true/false are not numbers here, though Python thinks so."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             chk.add(line, path, f"must be a whole number, got {kind_of(value)}")
@@ -187,6 +193,7 @@ def Int(*, minimum: int = 0, maximum: int = 10_000) -> Spec:  # noqa: N802
 
 
 def Bool() -> Spec:  # noqa: N802
+    """true or false, nothing YAML would merely coerce."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if not isinstance(value, bool):
             chk.add(line, path, f"must be true or false, got {kind_of(value)}")
@@ -197,6 +204,7 @@ def Bool() -> Spec:  # noqa: N802
 
 
 def OneOf(*choices: str) -> Spec:  # noqa: N802
+    """One of a fixed set of words, with a suggestion for a near miss."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if value not in choices:
             hint = difflib.get_close_matches(str(value), choices, n=1)
@@ -211,6 +219,7 @@ def OneOf(*choices: str) -> Spec:  # noqa: N802
 
 
 def kind_of(value: Any) -> str:
+    """What a value is, in the words of someone who wrote YAML rather than Python."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):

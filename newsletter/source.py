@@ -76,6 +76,7 @@ def load_yaml_lenient(path: Path, *, display: str | None = None) -> tuple[Any, l
 
 
 def parse_yaml(text: str, name: str) -> Any:
+    """YAML text (from file `name`) into Map/Seq/scalars; InputError on any problem."""
     value, problems = parse_yaml_lenient(text, name)
     if problems:
         raise InputError(problems)
@@ -83,6 +84,7 @@ def parse_yaml(text: str, name: str) -> Any:
 
 
 def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
+    """Like parse_yaml, returning the problems of a well-formed document instead of raising them."""
     try:
         loader = yaml.SafeLoader(text)  # its Reader rejects control characters such as NUL here
         node = loader.get_single_node()
