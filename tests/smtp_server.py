@@ -14,8 +14,10 @@
 - `delay`: seconds to wait before answering each end of DATA (a slow server); messages
   are logged when the wait is over, whether or not the client is still there, as a real
   MTA that has received the final "." would deliver.
+  The reply "DROP" cuts the connection at RCPT instead of answering.
 - `pipelining`: advertise PIPELINING (aiosmtpd itself reads pipelined commands fine).
-- `auth`: (user, password) required via AUTH PLAIN/LOGIN; `tls_context`: offer STARTTLS.
+- `auth`: (user, password) required via AUTH PLAIN/LOGIN; `tls_context`: offer and
+  require STARTTLS; `implicit_tls`: an SSLContext to speak TLS from the first byte.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class _Handler:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
                           rcpt_options: list[str]) -> str:
         reply = self.server._next_reply(self.server.script.rcpt_replies, address)
+        if reply == "DROP":  # the connection dies before any message was sent
+            server.transport.close()
+            return "421 never seen: the connection is already closed"
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -118,7 +123,8 @@ class SMTPServer:
     def __init__(self, *, rcpt_replies: dict[str, Iterable[str]] | None = None,
                  data_replies: dict[str, Iterable[str]] | None = None,
                  drop_after_data: dict[str, int] | None = None, delay: float = 0.0, pipelining: bool = False,
-                 auth: tuple[str, str] | None = None, tls_context: Any = None, port: int | None = None):
+                 auth: tuple[str, str] | None = None, tls_context: Any = None, implicit_tls: Any = None,
+                 port: int | None = None):
         self.script = _Script(
             rcpt_replies={k.lower(): list(v) for k, v in (rcpt_replies or {}).items()},
             data_replies={k.lower(): list(v) for k, v in (data_replies or {}).items()},
@@ -138,7 +144,8 @@ class SMTPServer:
                           is not None)
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
-        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port, ssl_context=implicit_tls,
+                                     **kwargs)
 
     def _next_reply(self, table: dict[str, list[str]], address: str) -> str | None:
         key = address.lower()

@@ -146,6 +146,17 @@ def test_a_421_or_dropped_connection_before_data_is_retried_on_a_new_connection(
         assert len(server.sessions) == 2, "one reconnect after the 421"
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_a_connection_cut_before_the_message_is_retried_on_a_new_one(tmp_path: Path, pipelining: bool) -> None:
+    with SMTPServer(rcpt_replies={address(2): ["DROP"]}, pipelining=pipelining) as server:
+        ctx = project(tmp_path, server.port, 5)
+        report = ctx.send()
+        assert report.sent == 5 and report.complete
+        assert server.counts() == {address(i): 1 for i in range(5)}
+        assert server.attempts[address(2)] == 2
+    assert {s for s, _ in ctx.ledger().values()} == {"sent"}
+
+
 def test_parallel_connections_send_everyone_once(tmp_path: Path) -> None:
     n = 60
     with SMTPServer(delay=0.005) as server:
@@ -200,6 +211,19 @@ def test_starttls(tmp_path: Path) -> None:
         with pytest.raises(BackendError, match="TLS"):
             get_backend("smtp", ctx.config, security="starttls", ssl_context=untrusting).open(
                 _message(ctx))
+
+
+def test_implicit_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    with SMTPServer(implicit_tls=server_ctx, pipelining=True) as server:
+        ctx = project(tmp_path, server.port, 3)
+        report = ctx.send(security="tls", ssl_context=ssl.create_default_context(cafile=str(cert)))
+        assert report.sent == 3 and server.counts() == {address(i): 1 for i in range(3)}
 
 
 def _message(ctx: Ctx):  # noqa: ANN202
