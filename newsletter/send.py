@@ -185,7 +185,6 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
                             display=display or str(subscribers))
-    backend.open(message)
     reported: set[str] = set()  # outcomes the backend already gave through done() in this batch
 
     def on_outcome(outcome: Outcome) -> None:
@@ -196,6 +195,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         backend.on_handoff = ledger.mark_sending
         backend.on_outcome = on_outcome
     try:
+        backend.open(message)  # connects: a wrong host or password stops here, before anyone is marked
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []

@@ -94,7 +94,7 @@ def test_dry_run_without_any_state_creates_none(proj: Path) -> None:
     (proj / "other.csv").write_text("email\nsolo@example.org\n")
     r = run(["send", ISSUE, "--dry-run", "--subscribers", "other.csv"], cwd=proj)
     assert r.returncode == 0, r.stderr
-    assert "other.csv: 1 rows" in r.stdout and "to send" in r.stdout
+    assert "other.csv: 1 row\n" in r.stdout and "to send" in r.stdout
     assert not (proj / ".newsletter").exists()
     assert not (proj / "outbox").exists()
 

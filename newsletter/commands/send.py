@@ -152,7 +152,7 @@ def _print_plan(plan: Plan, slug: str, subject: str, backend: str, config: Confi
              "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
     click.echo(f"issue          {slug}: {subject}")
     click.echo(f"backend        {backend} ({where})")
-    click.echo(f"subscribers    {plan.subscribers}: {s.rows:,} rows")
+    click.echo(f"subscribers    {plan.subscribers}: {s.rows:,} row{'' if s.rows == 1 else 's'}")
     rows = [
         ("to send", plan.to_send, ""),
         ("suppressed", plan.suppressed, ""),
