@@ -268,3 +268,96 @@ def test_text_wrapping_never_splits_a_placeholder(width: int) -> None:
     body = "ab cd ef " + "Dear {{ name }}, [stop]({{ unsubscribe_url }}) and {{ email }}. " * 6
     text = to_text(body, width)
     assert (text.count("{{ name }}"), text.count("{{ unsubscribe_url }}"), text.count("{{ email }}")) == (6, 6, 6)
+
+
+EVERY_BLOCK = """\
+subject: Every block
+preheader: One of each block type
+date: 2024-05-06
+language: en
+links:
+  website: {url: "https://example.org/"}
+  donate: {url: "https://example.org/donate"}
+  forward: {url: "https://example.org/forward"}
+blocks:
+  - type: headline
+    kicker: Kicker text
+    title: Headline title
+    date: 2024-05-01
+    image: {src: "https://example.org/i/head.jpg", alt: "Headline picture", width: 552, height: 300,
+            caption: "Headline caption"}
+    body: "Headline **body** with a [headline link](https://example.org/body-link)."
+    link: {url: "https://example.org/headline", label: "Full story"}
+  - type: videos
+    heading: Videos heading
+    intro: Videos intro
+    items:
+      - {thumbnail: {src: "https://example.org/i/v1.jpg", alt: "V1"}, caption: "Video one", url: "https://example.org/v1"}
+      - {thumbnail: {src: "https://example.org/i/v2.jpg", alt: "V2"}, caption: "Video two", url: "https://example.org/v2"}
+      - {thumbnail: {src: "https://example.org/i/v3.jpg", alt: "V3"}, caption: "Video three", url: "https://example.org/v3"}
+  - type: gallery
+    heading: Gallery heading
+    intro: Gallery intro
+    items:
+      - label: "Album with picture"
+        url: "https://example.org/g1"
+        image: {src: "https://example.org/i/g1.jpg", alt: "G1"}
+      - {label: "Album without picture", url: "https://example.org/g2"}
+  - type: quotes
+    heading: Quotes heading
+    link_label: Source
+    items:
+      - {text: "Quote *one*", author: "Author One", role: "Role One", date: 2024-04-30, url: "https://example.org/q1"}
+      - {text: "Quote two", author: "Author Two", url: "https://example.org/q2", link_label: "Own label"}
+  - type: teasers
+    heading: Teasers heading
+    intro: Teasers intro
+    items:
+      - title: Teaser one
+        url: https://example.org/t1
+        image: {src: "https://example.org/i/t1.jpg", alt: "T1"}
+        images:
+          - {src: "https://example.org/i/t1a.jpg", alt: "T1a"}
+          - {src: "https://example.org/i/t1b.jpg", alt: "T1b"}
+          - {src: "https://example.org/i/t1c.jpg", alt: "T1c"}
+        excerpt: "Excerpt one\\n\\n- a list item\\n- another"
+      - {title: Teaser two, url: "https://example.org/t2", excerpt: "Excerpt two", link_label: "Continue"}
+  - type: section
+    heading: Section heading
+    title: Section title
+    image: {src: "https://example.org/i/s.jpg", alt: "S"}
+    body: "> a blockquote\\n\\n1. first\\n2. second\\n\\n### A subheading"
+    link: {url: "https://example.org/section"}
+  - type: buttons
+    items:
+      - {label: "Sign the petition", url: "https://example.org/sign"}
+      - {label: "Share", url: "https://example.org/share", style: secondary}
+footer:
+  text: "Footer *text* with [a footer link](https://example.org/footer)"
+  follow_label: Follow along
+  unsubscribe_text: Leave this list
+"""
+
+
+def test_every_block_type_renders_in_html_and_text(project: Path) -> None:
+    (project / "issues" / "every.yaml").write_text(EVERY_BLOCK)
+    r = run(["build", "issues/every.yaml"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    page = (project / "build/every/email.html").read_text()
+    text = (project / "build/every/email.txt").read_text()
+    seen = visible_text(page)
+    for words in ("Kicker text", "Headline title", "Headline caption", "Full story", "Videos intro", "Video three",
+                  "Gallery intro", "Album with picture", "Album without picture", "Author One", "Role One",
+                  "30 April 2024", "Source", "Own label", "Teasers intro", "Teaser two", "Continue",
+                  "a list item", "Section title", "a blockquote", "A subheading", "Sign the petition", "Share",
+                  "Follow along", "Leave this list", "Footer text", "G1", "T1c"):
+        assert _norm(words) in seen, words
+        assert words.casefold() in text.casefold() or words in ("Headline caption", "G1", "T1c"), words
+    doc = lxml.html.fromstring(page)
+    assert [h.text_content() for h in doc.cssselect("h2.nl-h2")] == [
+        "Videos heading", "Gallery heading", "Quotes heading", "Teasers heading", "Section heading"]
+    assert len(doc.cssselect("td.nl-play-cell")) == 3
+    assert doc.cssselect(".nl-button-2"), "the secondary button has its own class (its dark-mode colours)"
+    hrefs = {html.unescape(h) for h in re.findall(r'href="([^"]+)"', page)} - {"{{ unsubscribe_url }}"}
+    assert sorted(h for h in hrefs if h not in text) == []
+    assert all((img.get("alt") or "").strip() for img in doc.iter("img"))

@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, run
+from tests.test_build import EVERY_BLOCK
 
 EXAMPLES = ("2011-11-28-free-ales-bialiatski", "2013-12-10-solidarity-with-ales-bialiatski")
+#: The examples plus an issue with one of every block type (tests/test_build.py).
+DOCS = (*EXAMPLES, "every")
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +63,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser-examples")
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     shutil.copytree(REPO / "issues", root / "issues")
-    r = run(["build", *(f"issues/{slug}.yaml" for slug in EXAMPLES)], cwd=root)
+    (root / "issues" / "every.yaml").write_text(EVERY_BLOCK)
+    r = run(["build", *(f"issues/{slug}.yaml" for slug in DOCS)], cwd=root)
     assert r.returncode == 0, r.stderr
     return root / "build"
 
@@ -103,7 +107,7 @@ def views(built: Path, browser: Any, tmp_path_factory: pytest.TempPathFactory) -
             r.abort()
 
     out: dict[tuple[str, str], dict] = {}
-    for slug in EXAMPLES:
+    for slug in DOCS:
         page = browser.new_page(viewport={"width": 600, "height": 900})
         try:
             page.route("**/*", route)
@@ -126,14 +130,14 @@ def views(built: Path, browser: Any, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
-@pytest.mark.parametrize("slug", EXAMPLES)
+@pytest.mark.parametrize("slug", DOCS)
 def test_no_horizontal_scroll_on_a_phone(views: dict, slug: str) -> None:
     phone = views[slug, "mobile-light"]
     assert phone["scrollWidth"] <= 375
     assert phone["rightmost"] <= 375
 
 
-@pytest.mark.parametrize("slug", EXAMPLES)
+@pytest.mark.parametrize("slug", DOCS)
 def test_every_image_has_alt_text_and_loads(views: dict, slug: str) -> None:
     phone = views[slug, "mobile-light"]
     assert phone["alts"] and all(a.strip() for a in phone["alts"])
@@ -154,7 +158,7 @@ def test_video_thumbnails_side_by_side(views: dict) -> None:
     assert all(abs(t["dx"]) < 3 and abs(t["dy"]) < 3 for t in desk + phone)
 
 
-@pytest.mark.parametrize("slug", EXAMPLES)
+@pytest.mark.parametrize("slug", DOCS)
 @pytest.mark.parametrize("view", ["mobile-light", "desktop-light", "mobile-dark", "desktop-dark"])
 def test_text_is_readable_light_and_dark(views: dict, slug: str, view: str) -> None:
     """WCAG AA contrast (4.5:1) for every piece of text, in light and in dark mode."""
