@@ -13,4 +13,5 @@ BENCHMARKS = {
     "sendgrid": "bench.sendgrid_api",
     "state": "bench.state",
     "memory": "bench.memory",
+    "web": "bench.web",
 }
