@@ -146,8 +146,12 @@ def write_built(built: Built) -> None:
         ) + "\n",
     }
     parent = built.out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{built.slug}.", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{built.slug}.", dir=parent))
+    except OSError as e:
+        raise InputError([Problem(_display(parent), None, "build_dir",
+                                  f"cannot write the build here: {e.strerror or e}")]) from None
     try:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -158,6 +162,10 @@ def write_built(built: Built) -> None:
         os.replace(tmp, built.out_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError([Problem(_display(built.out_dir), None, "build_dir",
+                                  f"cannot write the build here: {e.strerror or e}")]) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,6 +7,7 @@ Every case runs the real `newsletter build` process in a copy of the example pro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,15 @@ blocks:
 """
 
 # (files to write, relative to the project; issue(s) to build; exact stderr lines)
-CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
+def _replace_all(text: str, edits: dict[str, str]) -> str:
+    """The example config with some values broken, every line where it was."""
+    for good, bad in edits.items():
+        assert good in text, good
+        text = text.replace(good, bad, 1)
+    return text
+
+
+CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
     "malformed-yaml": (
         {"issues/bad.yaml": "subject: Hello\ndate: 2011-11-28\nblocks: [\n  {type: section, body: hi}\n"},
         ["issues/bad.yaml"],
@@ -155,7 +164,7 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
         ["templates/blocks/section.mjml.j2: blocks[0]: MJML error: unexpected end of stream in root template"],
     ),
     "config-bad-values": (
-        {"issues/bad.yaml": GOOD, "newsletter.toml": None},  # filled in by the test from the example config
+        {"issues/bad.yaml": GOOD, "newsletter.toml": lambda toml: _replace_all(toml, BAD_CONFIG)},
         ["issues/bad.yaml"],
         ["newsletter.toml:7: default_language: 'de' is not one of: en, fr",
          "newsletter.toml:16: sender.address: 'newsletter-at-example.org' is not valid: an email address",
@@ -178,6 +187,12 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str], list[str]]] = {
          "newsletter.toml:1: site: missing (required)",
          "newsletter.toml:3: sender.addres: unknown key 'addres'; did you mean 'address'?",
          "issues/bad.yaml:6: blocks[0].heading: must be text, got a list"],
+    ),
+    "build-dir-is-a-file": (
+        {"issues/bad.yaml": GOOD,
+         "newsletter.toml": lambda toml: toml.replace('build_dir = "build"', 'build_dir = "subscribers.example.csv"')},
+        ["issues/bad.yaml"],
+        ["subscribers.example.csv: build_dir: cannot write the build here: File exists"],
     ),
     "all-problems-of-all-issues": (
         {"issues/a.yaml": GOOD.replace("date: 2011-11-28", "date: soon"),
@@ -205,11 +220,8 @@ def test_bad_input_is_one_line_per_problem_and_writes_nothing(project: Path, cas
     for name, content in files.items():
         path = project / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if content is None:  # the example config with some values broken, lines unchanged
-            content = path.read_text(encoding="utf-8")
-            for good, bad in BAD_CONFIG.items():
-                assert good in content, good
-                content = content.replace(good, bad, 1)
+        if callable(content):  # an edit of the example file
+            content = content(path.read_text(encoding="utf-8"))
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
