@@ -96,14 +96,14 @@ def test_preview_follows_the_yaml_and_survives_errors(browser: object, preview_s
 
         # the editor saves a new subject: the open tab shows it, with no reload by hand
         issue.write_text(ISSUE.format(subject="Second subject"))
-        expect(page.locator("#subject")).to_have_text("Second subject", timeout=5_000)
-        expect(page.frame_locator("#frame").locator("body")).to_contain_text("Second subject", timeout=5_000)
+        expect(page.locator("#subject")).to_have_text("Second subject", timeout=8_000)
+        expect(page.frame_locator("#frame").locator("body")).to_contain_text("Second subject", timeout=8_000)
         assert page.evaluate("window.__not_reloaded") is True
 
         # broken YAML: the error is in the page, the server is still up, the last good email stays
         issue.write_text('subject: "unterminated\ndate: 2011-11-28\n')
         error = page.locator("#error")
-        expect(error).to_be_visible(timeout=5_000)
+        expect(error).to_be_visible(timeout=8_000)
         expect(error).to_contain_text("issues/live.yaml:")
         expect(error).to_contain_text("malformed YAML")
         assert proc.poll() is None
@@ -112,14 +112,14 @@ def test_preview_follows_the_yaml_and_survives_errors(browser: object, preview_s
 
         # fixed again: the error goes away by itself
         issue.write_text(ISSUE.format(subject="Third subject"))
-        expect(page.locator("#subject")).to_have_text("Third subject", timeout=5_000)
+        expect(page.locator("#subject")).to_have_text("Third subject", timeout=8_000)
         expect(error).to_be_hidden()
 
         # phone width and the text part
         page.click("button[data-mode=phone]")
         assert page.locator("#frame").evaluate("f => f.getBoundingClientRect().width") == 375
         page.click("button[data-mode=text]")
-        expect(page.frame_locator("#frame").locator("body")).to_contain_text("Dear Marie Curie", timeout=5_000)
+        expect(page.frame_locator("#frame").locator("body")).to_contain_text("Dear Marie Curie", timeout=8_000)
         assert "email.txt" in page.locator("#frame").get_attribute("src")
         assert page.evaluate("window.__not_reloaded") is True
 
