@@ -180,7 +180,7 @@ class _Connection:
                 self.reset()
             return self._answer(r, *refusal)
         message = _stuffed(data) + b".\r\n"
-        self.b.handoff([r])  # committed in the ledger before the server can take it
+        self.handoff(r)  # committed in the ledger before the server can take it
         try:
             smtp.sock.sendall(message)  # type: ignore[union-attr]
             code, msg = smtp.getreply()
@@ -266,7 +266,7 @@ class _Connection:
                         return outcomes, retry, k
                 continue
             data = _stuffed(render(todo[k])) + b".\r\n" + (commands(todo[k + 1]) if k + 1 < n else b"")
-            self.b.handoff([todo[k]])  # committed in the ledger before the server can take it
+            self.handoff(todo[k])  # committed in the ledger before the server can take it
             try:
                 smtp.sock.sendall(data)  # type: ignore[union-attr]
             except OSError as e:
@@ -282,6 +282,16 @@ class _Connection:
                 return outcomes, retry, n
             settle(prev, code, msg)
         return outcomes, retry, n
+
+    def handoff(self, r: Recipient) -> None:
+        """Tell the ledger; if it cannot record (disk full, locked), cut the connection. It is
+        mid-DATA: a polite QUIT would be read as message text and wait out the timeout, while
+        a cut connection makes the server discard the unfinished message."""
+        try:
+            self.b.handoff([r])
+        except BaseException:
+            self.drop()
+            raise
 
     def _answer(self, r: Recipient, code: int, msg: bytes) -> Outcome:
         words = _words(code, msg)
