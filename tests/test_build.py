@@ -17,6 +17,8 @@ import lxml.html
 import pytest
 
 from newsletter import i18n
+from newsletter.build import build_issue
+from newsletter.config import load_config
 from newsletter.render import default_theme
 from tests.conftest import REPO, run
 
@@ -196,12 +198,16 @@ blocks:
 """
 
 
+def _build(project: Path, name: str, source: str) -> tuple[str, str, str]:
+    """Build one issue through the library API (what the command calls): its three outputs."""
+    (project / "issues" / f"{name}.yaml").write_text(source)
+    built = build_issue(project / "issues" / f"{name}.yaml", load_config(project / "newsletter.toml"))
+    assert built.out_dir == project / "build" / name
+    return tuple((built.out_dir / n).read_text() for n in ("email.html", "email.txt", "web.html"))  # type: ignore
+
+
 def _tiny(project: Path, language: str = "en") -> tuple[str, str, str]:
-    (project / "issues" / "tiny.yaml").write_text(TINY.replace("LANG", language))
-    r = run(["build", "issues/tiny.yaml"], cwd=project)
-    assert r.returncode == 0, r.stderr
-    out = project / "build" / "tiny"
-    return tuple((out / n).read_text() for n in ("email.html", "email.txt", "web.html"))  # type: ignore[return-value]
+    return _build(project, "tiny", TINY.replace("LANG", language))
 
 
 def test_placeholders_survive_and_markdown_html_is_escaped(project: Path) -> None:
@@ -340,11 +346,7 @@ footer:
 
 
 def test_every_block_type_renders_in_html_and_text(project: Path) -> None:
-    (project / "issues" / "every.yaml").write_text(EVERY_BLOCK)
-    r = run(["build", "issues/every.yaml"], cwd=project)
-    assert r.returncode == 0, r.stderr
-    page = (project / "build/every/email.html").read_text()
-    text = (project / "build/every/email.txt").read_text()
+    page, text, _ = _build(project, "every", EVERY_BLOCK)
     seen = visible_text(page)
     for words in ("Kicker text", "Headline title", "Headline caption", "Full story", "Videos intro", "Video three",
                   "Gallery intro", "Album with picture", "Album without picture", "Author One", "Role One",
