@@ -20,6 +20,7 @@ MJML = """\
     <mj-section><mj-column>
       <mj-text>Dear {{ recipient.name }} from {{ recipient.city }}, {{ issue.title }}.</mj-text>
       {% for block in blocks %}<mj-text>{{ block.body | markdown }}</mj-text>{% endfor %}
+      <mj-text>{{ config.org_name }}, {{ config.org_postal_address | replace("\n", ", ") }}</mj-text>
       {% if personal %}<mj-text><a href="{{ recipient.unsubscribe_url }}">Unsubscribe</a></mj-text>{% endif %}
     </mj-column></mj-section>
   </mj-body>
@@ -31,11 +32,14 @@ Dear {{ recipient.name }} from {{ recipient.city }}, {{ issue.title }}.
 {% for block in blocks %}
 {{ block.body | markdown_text }}
 {% endfor %}
+{{ config.org_name }}
+{{ config.org_postal_address }}
 Unsubscribe: {{ recipient.unsubscribe_url }}
 """
 
 ISSUE = """\
 subject: "Brèves de campagne: {{ name }}"
+preheader: Ales Bialiatski is still in prison
 date: 2011-11-28
 blocks:
   - type: section
