@@ -8,6 +8,7 @@ alias bombs, huge files).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,8 @@ def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         msg = (e.problem or e.context or "malformed YAML").strip()
+        if _unquoted_placeholder(text, e):
+            msg += " (a value starting with {{ must be in quotes: \"{{ name }}, ...\")"
         raise InputError([Problem(name, line, "", f"malformed YAML: {msg}")]) from None
     except yaml.YAMLError as e:
         raise InputError([Problem(name, None, "", f"malformed YAML: {e}")]) from None
@@ -112,6 +115,19 @@ def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
         loader.dispose()
 
 
+def _source_of(node: yaml.Node) -> str:
+    """The text a node was read from (marks of str input keep the whole buffer)."""
+    start, end = node.start_mark, node.end_mark
+    return start.buffer[start.index:end.index] if start.buffer is not None else ""
+
+
+def _unquoted_placeholder(text: str, e: yaml.MarkedYAMLError) -> bool:
+    """Did YAML read `key: {{ name }}, ...` as a mapping? The commonest way to break an issue."""
+    lines = text.splitlines()
+    marks = [m for m in (e.context_mark, e.problem_mark) if m is not None]
+    return any(m.line < len(lines) and re.search(r":\s+\{\{", lines[m.line]) for m in marks)
+
+
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -128,6 +144,10 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, name: str, problems: list
         return None
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        source = _source_of(node)
+        if node.flow_style and source.startswith("{{"):  # `subject: {{ name }}` is a mapping to YAML
+            problems.append(Problem(name, line, path, f"a value starting with {{{{ must be in quotes: \"{source}\""))
+            return source
         try:
             loader.flatten_mapping(node)
         except yaml.MarkedYAMLError as e:

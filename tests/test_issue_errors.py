@@ -41,6 +41,17 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
         ["issues/bad.yaml"],
         ["issues/bad.yaml:4: malformed YAML: found character '\\t' that cannot start any token"],
     ),
+    "unquoted-placeholder": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", "subject: {{ name }}")},
+        ["issues/bad.yaml"],
+        ['issues/bad.yaml:1: subject: a value starting with {{ must be in quotes: "{{ name }}"'],
+    ),
+    "unquoted-placeholder-then-text": (
+        {"issues/bad.yaml": GOOD.replace("body: Hi", "body: {{ name }}, hi")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:5: malformed YAML: expected <block end>, but found ',' "
+         '(a value starting with {{ must be in quotes: "{{ name }}, ...")'],
+    ),
     "empty-file": (
         {"issues/bad.yaml": "# nothing yet\n"},
         ["issues/bad.yaml"],
