@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.build import build_issue
+from newsletter.build import Built, build_issue
 from newsletter.commands._common import config_option, get_config, reports_errors
 from newsletter.config import BACKENDS, Config
 from newsletter.errors import SendError
@@ -30,15 +30,18 @@ SHOW_ROWS = 20
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--resend-uncertain", is_flag=True,
               help="Also resend to readers whose earlier hand-off had an unknown outcome.")
+@click.option("--force", is_flag=True, help="Send even though `newsletter check` reports errors.")
 @config_option
 @reports_errors
 def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
-                 rate: float | None, yes: bool, resend_uncertain: bool, config_path: Path | None) -> None:
+                 rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
+                 config_path: Path | None) -> None:
     """Send ISSUE to the subscribers, resumably: a rerun sends only to who has not had it.
 
     A kill at any moment is safe: run the same command again. Readers whose hand-off was
     interrupted mid-way are marked `uncertain` (see `newsletter status`) and resent only
-    with --resend-uncertain. Suppressed addresses are never mailed.
+    with --resend-uncertain. Suppressed addresses are never mailed. The issue is checked
+    first (`newsletter check`): a send to the list refuses on errors unless --force.
 
     \b
     Examples:
@@ -54,6 +57,7 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     backend_name = backend or config.backend
     csv_path = (subscribers or config.subscribers).resolve()
     built = build_issue(issue, config, write=False)
+    _gate(built, refuse=not (dry_run or to or force))
     no_mail_leaves = dry_run or (backend_name == "outbox" and not to) or (to and backend_name == "outbox")
     keys = _keys(allow_development=bool(no_mail_leaves), backend=backend_name)
 
@@ -117,6 +121,22 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     _print_report(report, issue, backend_name)
     if not report.complete:
         sys.exit(1)
+
+
+def _gate(built: Built, *, refuse: bool) -> None:
+    """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
+    from newsletter.check import has_errors, lint
+
+    findings = lint(built)
+    errors = [f for f in findings if f.is_error]
+    for f in errors:
+        click.echo(str(f), err=True)
+    if not has_errors(findings):
+        return
+    if refuse:
+        raise SendError(f"check found {len(errors)} error{'s' if len(errors) > 1 else ''}: "
+                        "fix them (see `newsletter check`) or send anyway with --force")
+    click.echo(f"check found {len(errors)} error(s): a send to the list would refuse without --force", err=True)
 
 
 def _keys(*, allow_development: bool, backend: str) -> SigningKeys:
