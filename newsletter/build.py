@@ -114,6 +114,9 @@ def _warnings(built: Built) -> list[str]:
         out.append("no preheader: inboxes will show the first text of the email instead")
     if len(built.issue.subject) > SUBJECT_WARN_CHARS:
         out.append(f"subject is {len(built.issue.subject)} characters: inboxes cut it around {SUBJECT_WARN_CHARS}")
+    named = re.match(r"(\d{4}-\d{2}-\d{2})", built.slug)
+    if named and named.group(1) != built.issue.date.isoformat():
+        out.append(f"the file name says {named.group(1)} but the issue's date is {built.issue.date.isoformat()}")
     extra = sorted(set(built.rendered.fields) - set(STANDARD_FIELDS))
     if extra:
         names = ", ".join("{{ " + f + " }}" for f in extra)

@@ -363,3 +363,28 @@ def test_every_block_type_renders_in_html_and_text(project: Path) -> None:
     hrefs = {html.unescape(h) for h in re.findall(r'href="([^"]+)"', page)} - {"{{ unsubscribe_url }}"}
     assert sorted(h for h in hrefs if h not in text) == []
     assert all((img.get("alt") or "").strip() for img in doc.iter("img"))
+
+
+def test_warnings_name_what_to_fix(project: Path) -> None:
+    """No preheader, a long subject, a file name that disagrees with the date, an unknown field."""
+    source = (TINY.replace("LANG", "en").replace("preheader: A tiny issue\n", "")
+              .replace('subject: "Hello {{ name }}"', 'subject: "' + "A very long subject " * 5 + '{{ nmae }}"'))
+    (project / "issues" / "2011-11-29-tiny.yaml").write_text(source)
+    built = build_issue(project / "issues" / "2011-11-29-tiny.yaml", load_config(project / "newsletter.toml"),
+                        write=False)
+    assert built.warnings == [
+        "no preheader: inboxes will show the first text of the email instead",
+        "subject is 110 characters: inboxes cut it around 80",
+        "the file name says 2011-11-29 but the issue's date is 2011-11-28",
+        "{{ nmae }}: not a standard field (name, email, unsubscribe_url); "
+        "each must be a column of the subscriber CSV or it stays empty",
+    ]
+    assert not (project / "build").exists()
+
+
+def test_a_folder_builds_every_issue_in_it(project: Path) -> None:
+    r = run(["build", "issues"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (project / "build").iterdir()) == sorted(EXAMPLES)
+    page = (project / "build" / next(iter(EXAMPLES)) / "web.html").read_text()
+    assert '<meta property="og:title" content="Let’s mobilise to free Ales Bialiatski !">' in page

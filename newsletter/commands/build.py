@@ -16,7 +16,8 @@ from newsletter.errors import InputError, Problem
 @config_option
 @reports_errors
 def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
-    """Build ISSUES into build/<issue>/email.html, email.txt and web.html.
+    """Build ISSUES (files, or folders of .yaml files) into build/<issue>/: email.html,
+    email.txt and web.html.
 
     Every problem in every issue (and in newsletter.toml) is reported, one line each, as
     FILE:LINE: field: message, and then nothing at all is written (exit status 1).
@@ -26,8 +27,9 @@ def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
     \b
     Example:
         newsletter build issues/2011-11-28-free-ales-bialiatski.yaml
-        newsletter build issues/*.yaml
+        newsletter build issues/
     """
+    issues = _expand(issues)
     try:
         config = get_config(config_path, near=issues[0])
     except InputError as e:
@@ -37,6 +39,18 @@ def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
             click.echo()
         for line in summary(built):
             click.echo(line)
+
+
+def _expand(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A folder stands for the issues in it (*.yaml, *.yml, in name order, which is date order)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            out.extend(found or [path])  # an empty folder: reported as "is a directory"
+        else:
+            out.append(path)
+    return tuple(out)
 
 
 def _issue_problems(issues: tuple[Path, ...]) -> list[Problem]:
