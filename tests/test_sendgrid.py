@@ -37,6 +37,7 @@ from tests.sendgrid_server import (
     rate_limited,
     refuse,
     reset_after_accept,
+    reset_without_accept,
     server_error,
     slow,
     validate_request,
@@ -445,3 +446,31 @@ def test_an_untrusted_certificate_stops_at_once(tmp_path: Path, api_key: str) ->
                 b.send_messages([reader(1)])
             assert b.requests_made == 1  # not retried: waiting does not fix a certificate
         assert sg.accepted_count == 0
+
+
+def test_a_rate_limit_wait_is_bounded_and_so_is_the_number_of_waits(config: Config, server: SendGridServer,
+                                                                    api_key: str) -> None:
+    server.script(rate_limited(reset_in=600))  # a reset ten minutes away is not waited for in full
+    started = time.monotonic()
+    with backend(config, max_rate_limit_wait=0.2) as b:
+        b.open(message())
+        assert [o.status for o in b.send_messages([reader(1)])] == ["sent"]
+    assert 0.2 <= time.monotonic() - started < 5
+    server.script(*[rate_limited(reset_in=0)] * 3)
+    with backend(config, rate_limit_waits=2) as b:
+        b.open(message())
+        with pytest.raises(SendGridError, match="kept rate-limiting") as err:
+            b.send_messages([reader(2)])
+    assert [o.status for o in err.value.outcomes] == ["failed"]  # never accepted: a rerun tries again
+    assert reader(2).email not in server.count_by_email()
+
+
+def test_a_reset_is_uncertain_even_when_sendgrid_took_nothing(config: Config, server: SendGridServer,
+                                                              api_key: str) -> None:
+    """The client cannot tell the two apart; guessing `not sent` could mail the batch twice."""
+    server.script(reset_without_accept())
+    with backend(config) as b:
+        b.open(message())
+        assert [o.status for o in b.send_messages([reader(1)])] == ["uncertain"]
+        assert b.requests_made == 1
+    assert server.accepted_count == 0
