@@ -343,10 +343,11 @@ class SendGridBackend(Backend):
     def _post(self, payload: dict[str, Any]) -> tuple[Status, str, str | None]:
         """Post one request until SendGrid answers; return (status, detail, X-Message-Id).
 
-        Retried, because SendGrid certainly did not take the request:
+        Retried, because SendGrid said it did not take the request, or cannot have it:
         - 429: wait until X-RateLimit-Reset (epoch seconds; bounded by max_rate_limit_wait),
           then try again, up to rate_limit_waits times;
-        - 5xx: exponential backoff, up to max_attempts in all;
+        - 5xx: SendGrid's answer that it failed to process the request; exponential backoff
+          (honouring Retry-After), up to max_attempts in all;
         - connection refused, reset or timed out while connecting or sending: urllib raises
           URLError only while the request is being written, so SendGrid cannot hold a
           complete request. Same backoff.
