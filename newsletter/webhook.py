@@ -14,6 +14,8 @@ applying a batch twice must change nothing the second time: suppressions are ins
     bounce (type "blocked": soft)   -> ledger delivery "blocked" (not suppressed)
     dropped                         -> suppression "dropped", ledger delivery "dropped"
     delivered / deferred            -> ledger delivery "delivered" / "deferred"
+    group_resubscribe, open, click, processed: not acted on (lifting a suppression is explicit:
+    `newsletter resubscribe`)
 
 Ledger rows are found by (custom arg `newsletter_issue`, recipient address): the send
 puts the issue's id into every message's custom_args under that key.

@@ -91,6 +91,8 @@ def test_import_an_esp_export_with_a_forced_reason(project: Path) -> None:
         "5.1.1;550 no mailbox;gone@example.org;1700000001\n5.0.0;552 over quota;full@example.org;1700000002\n",
         encoding="utf-8")
     assert run(["suppressions", "import", "bounces.csv"], project).returncode == 1  # free text is not a reason
+    dry = run(["suppressions", "import", "bounces.csv", "--reason", "bounced", "--dry-run"], project)
+    assert dry.returncode == 0 and "2 addresses to import" in dry.stdout and not (project / STATE).exists()
     r = run(["suppressions", "import", "bounces.csv", "--reason", "bounced"], project)
     assert r.returncode == 0, r.stderr
     assert "2 suppressed" in r.stdout and "1 duplicate" in r.stdout
