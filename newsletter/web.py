@@ -136,20 +136,23 @@ class _Pages:
         folders.append(str(default_theme()))
         self._loader = jinja2.FileSystemLoader(folders)
         self._envs: dict[str, jinja2.Environment] = {}
+        self._have = frozenset(i18n.available())
         self._lock = threading.Lock()
 
     def language(self, requested: str | None) -> str:
+        """The reader's language if we have its strings (so `lang=` matches the text), else the default."""
         if requested and _LANG.fullmatch(requested):
-            return requested.replace("_", "-").split("-")[0].lower()
+            lang = requested.replace("_", "-").split("-")[0].lower()
+            if lang in self._have:
+                return lang
         return self.config.default_language
 
     def preferred(self, request: Request) -> str:
         """For pages without a valid token: the browser's first language we have, else the default."""
-        have = i18n.available()
         for part in request.headers.get("accept-language", "").split(",")[:10]:
             tag = part.split(";")[0].strip()
-            if _LANG.fullmatch(tag) and (lang := self.language(tag)) in have:
-                return lang
+            if _LANG.fullmatch(tag) and tag.replace("_", "-").split("-")[0].lower() in self._have:
+                return self.language(tag)
         return self.config.default_language
 
     def env(self, language: str) -> jinja2.Environment:

@@ -188,6 +188,10 @@ def test_page_follows_the_readers_language(server: int, config: Config) -> None:
     assert one_click(server, link(config, language="fr")).text == "Votre désinscription est confirmée."
     en = request(server, "GET", link(config, language="en"))
     assert '<html lang="en">' in en.text and "Se désinscrire" not in en.text
+    unknown = request(server, "GET", link(config, language="xx"))  # no catalogue: the list's default language
+    assert unknown.status == 200 and f'<html lang="{config.default_language}">' in unknown.text
+    bad = request(server, "GET", "/unsubscribe/not-a-token", headers={"Accept-Language": "de-DE, fr;q=0.8, en;q=0.5"})
+    assert bad.status == 400 and '<html lang="fr">' in bad.text and "Ce lien n’est pas valide" in bad.text
 
 
 def test_project_templates_override_the_theme(project: Path, config: Config) -> None:
