@@ -24,7 +24,7 @@ SECRET = "concurrency-test-signing-key-0123456789"
 READERS = 2000
 POSTS = 500
 CLIENTS = 24
-RATE = 400  # messages/s: the send lasts ~5 s, longer than the burst of unsubscribes
+RATE = 300  # messages/s: the send lasts ~7 s, longer than the burst of unsubscribes
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
