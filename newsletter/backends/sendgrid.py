@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import http.client
 import json
+import logging
 import re
 import ssl
 import time
@@ -58,6 +59,17 @@ FORBIDDEN_HEADERS = frozenset(h.lower() for h in (
     "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
     "To", "From", "Subject", "Reply-To", "CC", "BCC"))
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+
+
+class _HideRequestHeaders(logging.Filter):
+    """The sendgrid client (python_http_client) logs each request's headers at DEBUG, the API
+    key in `Authorization` included: with DEBUG logging on, the key would reach the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("HEADERS:")
+
+
+logging.getLogger("python_http_client.client").addFilter(_HideRequestHeaders())
 
 
 class SendGridError(BackendError):
