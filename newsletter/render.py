@@ -142,7 +142,8 @@ def _display_url(url: str) -> str:
 
 
 def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
-    """What every template sees. `personal` is False for the web version (no reader fields)."""
+    """What every template sees. With `personal` False the templates leave out the reader's
+    parts themselves; the build instead renders once and strips `nl-personal` (strip_personal)."""
     language = issue.language or config.default_language
     web_url = config.web_url(issue.slug)
     links = dict(issue.links)

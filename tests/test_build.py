@@ -142,7 +142,8 @@ def test_web_version_has_no_reader_parts(examples: Path) -> None:
     for slug in EXAMPLES:
         web = (examples / "build" / slug / "web.html").read_text()
         assert "{{" not in web and "unsubscribe" not in web.lower()
-        assert f"https://news.example.org/issues/{slug}/" not in web, "no 'view in browser' on the web version"
+        assert f'href="https://news.example.org/issues/{slug}/"' not in web, "no 'view in browser' on the web version"
+        assert f'<meta property="og:url" content="https://news.example.org/issues/{slug}/">' in web
         assert "17, Passage de la Main d’Or" in web
 
 
