@@ -389,3 +389,19 @@ def test_a_folder_builds_every_issue_in_it(project: Path) -> None:
     assert sorted(p.name for p in (project / "build").iterdir()) == sorted(EXAMPLES)
     page = (project / "build" / next(iter(EXAMPLES)) / "web.html").read_text()
     assert '<meta property="og:title" content="Let’s mobilise to free Ales Bialiatski !">' in page
+
+
+def test_building_fetches_nothing(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No socket is opened: premailer fetches no stylesheet, nothing looks up a host."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access during a build: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    config = load_config(project / "newsletter.toml")
+    for slug in EXAMPLES:
+        built = build_issue(project / "issues" / f"{slug}.yaml", config)
+        assert (built.out_dir / "email.html").stat().st_size > 10_000
