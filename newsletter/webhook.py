@@ -119,6 +119,8 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise WebhookError("body is not JSON", 400) from None
+    except RecursionError:  # `[[[[...` thousands deep: json recurses
+        raise WebhookError("body is nested too deeply", 400) from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise WebhookError("body is not a JSON array of event objects", 400)
     if len(data) > MAX_EVENTS:
@@ -205,7 +207,12 @@ def apply_events(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> Appl
 def _text(value: Any) -> str:
     if value is None or isinstance(value, (dict, list)):
         return ""
-    return str(value).strip()
+    text = str(value).strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") cannot be stored: treat as absent
+        return ""
+    return text
 
 
 def _detail(what: str, issue: str) -> str:
