@@ -372,3 +372,53 @@ def test_token_env_keys_rotate(monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_token(signing_keys(), token).email == "a@example.org"
     count("hostile cases", "token key rotation")
 
+
+
+# --- subscriber CSV ---------------------------------------------------------------------
+
+CSV_HEADERS = st.sampled_from(["email,name,language,city", "Email;Name;Language", "e-mail\tname", "\ufeffemail,name",
+                               "email,email", "name,city", "email,unsubscribe_url", "email,na me,x-y", ""])
+csv_cells = st.one_of(st.emails(), hostile_text(30), st.sampled_from(['"', '""', '"a,b"', "a\r\nb", ";", "\t"]))
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=400))
+    sep = draw(st.sampled_from([",", ";", "\t"]))
+    lines = [draw(CSV_HEADERS)]
+    for _ in range(draw(st.integers(0, 12))):
+        lines.append(sep.join(draw(st.lists(csv_cells, min_size=0, max_size=5))))
+    eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    return eol.join(lines).encode("utf-8", "surrogatepass")
+
+
+@fuzz_settings(300, 8000)
+@given(raw=csv_files())
+def test_subscriber_csv(tmp_path: Path, raw: bytes) -> None:
+    """Rows come out valid (clean, unique, ASCII addresses) or rejected with their line; never a crash."""
+    from newsletter.db import email_key
+    from newsletter.subscribers import Rejected, Subscriber, read_subscribers
+
+    path = tmp_path / "subscribers.csv"
+    path.write_bytes(raw)
+    count(FUZZ, "subscriber CSV")
+    seen: set[str] = set()
+    last_line = 1
+    with no_hang(10):
+        try:
+            for row in read_subscribers(path, display="subscribers.csv"):
+                assert row.line > last_line or isinstance(row, Rejected), row
+                if isinstance(row, Subscriber):
+                    last_line = row.line
+                    assert row.email.isascii() and "@" in row.email, row
+                    assert not any(c in row.email for c in " \r\n\x00<>,;"), row
+                    assert email_key(row.email) not in seen, f"duplicate yielded: {row.email}"
+                    seen.add(email_key(row.email))
+                    for value in (row.name, *row.fields.values()):
+                        assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029"
+                                       for c in value), (row, value)
+                else:
+                    assert row.reason, row
+        except InputError as e:
+            assert e.problems and all(str(p).startswith("subscribers.csv") for p in e.problems), e.lines()
