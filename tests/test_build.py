@@ -309,6 +309,8 @@ blocks:
       - label: "Album with picture"
         url: "https://example.org/g1"
         image: {src: "https://example.org/i/g1.jpg", alt: "G1"}
+      - {label: "Second album", url: "https://example.org/g3", image: {src: "https://example.org/i/g3.jpg", alt: "G3"}}
+      - {label: "Third album", url: "https://example.org/g4", image: {src: "https://example.org/i/g4.jpg", alt: "G4"}}
       - {label: "Album without picture", url: "https://example.org/g2"}
   - type: quotes
     heading: Quotes heading
