@@ -29,12 +29,16 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
     """
     from newsletter import db
-    from newsletter.build import build_issue
+    from newsletter.build import Built, _display
+    from newsletter.issue import load_issue
     from newsletter.ledger import Ledger
     from newsletter.send import make_plan
 
     config = get_config(config_path, near=issue)
-    built = build_issue(issue, config, write=False)
+    # status needs the issue's slug, subject and language, not its HTML: validate, don't render
+    # (rendering, premailer above all, was most of the time of `status` on a big ledger)
+    loaded = load_issue(issue, display=_display(issue))
+    built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
     csv_path = (subscribers or config.subscribers).resolve()
     conn = db.connect(config.database, readonly=True) if config.database.exists() else None
     try:
