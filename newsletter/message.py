@@ -95,6 +95,14 @@ class PreparedMessage:
             compiled = self._compiled = _Compiled(self)
         return compiled.render(recipient)
 
+    def to_wire(self, recipient: Recipient, tail: bytes = b"") -> bytes:
+        """`to_bytes` as SMTP DATA carries it: dot-stuffed (from pieces stuffed once per
+        issue), CRLF-terminated, followed by `tail` (".\r\n" and the next commands), in one join."""
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = _Compiled(self)
+        return compiled.render(recipient, True, tail)
+
     def subject_for(self, recipient: Recipient) -> str:
         """The subject with the reader's fields filled in (no HTML escaping)."""
         return _one_line(Template(self.subject).fill(recipient.fields))
@@ -213,7 +221,7 @@ def _subject_header(subject: str) -> bytes:
 class _Part:
     """One body part, cut at its placeholders, its static pieces encoded once."""
 
-    __slots__ = ("head", "pieces", "fields", "escape")
+    __slots__ = ("head", "pieces", "wire_pieces", "fields", "escape")
 
     def __init__(self, subtype: str, text: str, *, escape: bool):
         self.head = (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\n"
@@ -224,18 +232,27 @@ class _Part:
         # every static piece but the last is followed by a soft break, so each encodes alone
         self.pieces = [_qp(p) + (SOFT_BREAK if i < len(template.parts) - 1 else b"")
                        for i, p in enumerate(template.parts)]
+        self.wire_pieces = [_dot_stuffed(p) for p in self.pieces]
 
-    def render(self, values: Mapping[str, str], out: list[bytes]) -> None:
-        pieces = self.pieces
+    def render(self, values: Mapping[str, str], out: list[bytes], wire: bool) -> None:
+        pieces = self.wire_pieces if wire else self.pieces
         out.append(self.head)
         out.append(pieces[0])
         esc = self.escape
         for i, name in enumerate(self.fields, 1):
             value = values.get(name) or ""
             if value:
-                out.append(_qp(html.escape(value, quote=True) if esc else value))
+                encoded = _qp(html.escape(value, quote=True) if esc else value)
+                out.append(_dot_stuffed(encoded) if wire else encoded)
                 out.append(SOFT_BREAK)
             out.append(pieces[i])
+
+
+def _dot_stuffed(piece: bytes) -> bytes:
+    """SMTP's transparency rule (RFC 5321 4.5.2) for a piece that starts at a line start."""
+    if b"\n." in piece:
+        piece = piece.replace(b"\n.", b"\n..")
+    return b"." + piece if piece.startswith(b".") else piece
 
 
 class _Compiled:
@@ -268,7 +285,7 @@ class _Compiled:
             self._date_second, self._date = second, f"Date: {stamp}\r\n".encode("ascii")
         return self._date
 
-    def render(self, r: Recipient) -> bytes:
+    def render(self, r: Recipient, wire: bool = False, tail: bytes = b"") -> bytes:
         values = r.fields
         if self.subject_template is not None:
             subject = _subject_header(_one_line(self.subject_template.fill(values)))
@@ -284,8 +301,9 @@ class _Compiled:
             b"\r\nThis is a multi-part message in MIME format.",
             self.delimiter,
         ]
-        self.parts[0].render(values, out)
+        self.parts[0].render(values, out, wire)
         out.append(self.delimiter)
-        self.parts[1].render(values, out)
+        self.parts[1].render(values, out, wire)
         out.append(self.close)
+        out.append(tail)
         return b"".join(out)

@@ -130,7 +130,8 @@ def test_name_fallback_when_the_csv_has_no_name() -> None:
 def test_a_hundred_kb_html_part_round_trips() -> None:
     html = ("<p>Ligne très longue {{ name }} — " + "x" * 300 + ". fin</p>\n.dot at start\n") * 250
     m = prepared(html=html, text=html)
-    r = recipient()
+    r = recipient(name=".Dotted Name")
+    assert m.to_wire(r) == re.sub(rb"(?m)^\.", b"..", m.to_bytes(r))
     text, got = bodies(parse(m.to_bytes(r)))
     assert got == Template(html, escape_html=True).fill(r.fields)
     assert text == Template(html).fill(r.fields)
@@ -148,6 +149,8 @@ def test_any_text_and_any_value_decode_to_what_template_fill_gives(pieces: list[
     r = recipient(city=value)
     data = m.to_bytes(r)
     assert data.isascii()
+    # what SMTP carries: the same bytes, dot-stuffed (RFC 5321 4.5.2), then the tail
+    assert m.to_wire(r, b".\r\n") == re.sub(rb"(?m)^\.", b"..", data) + b".\r\n"
     text, html = bodies(parse(data))
     norm = {k: v for k, v in r.fields.items()}
     expect_text = Template(body.replace("\r\n", "\n")).fill(norm)

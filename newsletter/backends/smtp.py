@@ -59,12 +59,6 @@ def _words(code: int, msg: bytes | str) -> str:
 _QUEUE_ID = re.compile(r"(?:queued as|id=|<)\s*([A-Za-z0-9._@-]+)", re.I)
 
 
-def _stuffed(data: bytes) -> bytes:
-    """Dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated, ready to be followed by "."."""
-    body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
-    return body if body.endswith(b"\r\n") else body + b"\r\n"
-
-
 def _uncertain(r: Recipient, e: BaseException) -> Outcome:
     return Outcome(r.email, "uncertain", f"connection lost after the message was sent, before the server "
                                          f"answered ({e or type(e).__name__}); not resent")
@@ -144,7 +138,8 @@ class _Connection:
             self.drop()
 
     def transact(self, r: Recipient, data: bytes) -> Outcome:
-        """One attempt. Returns sent/failed/uncertain, raises _Retry or _Unreachable."""
+        """One attempt with `data` dot-stuffed and CRLF-terminated (`to_wire`). Returns
+        sent/failed/uncertain, raises _Retry or _Unreachable."""
         smtp = self.ensure()
         mail = f"MAIL FROM:<{self.b.envelope_from}>\r\n".encode("ascii")
         rcpt = f"RCPT TO:<{r.email}>\r\n".encode("ascii")
@@ -179,7 +174,7 @@ class _Connection:
             if self.smtp is not None:
                 self.reset()
             return self._answer(r, *refusal)
-        message = _stuffed(data) + b".\r\n"
+        message = data + b".\r\n"
         self.handoff(r)  # committed in the ledger before the server can take it
         try:
             smtp.sock.sendall(message)  # type: ignore[union-attr]
@@ -191,7 +186,7 @@ class _Connection:
             self.drop()
         return self._answer(r, code, msg)
 
-    def pipeline(self, todo: Sequence[Recipient], render: Callable[[Recipient], bytes]
+    def pipeline(self, todo: Sequence[Recipient], render: Callable[[Recipient, bytes], bytes]
                  ) -> tuple[dict[int, Outcome], list[tuple[int, str]], int]:
         """Send `todo` with each end-of-data written together with the next message's
         MAIL/RCPT/DATA (RFC 2920 lets message content open a group): one round trip a message.
@@ -225,7 +220,11 @@ class _Connection:
         except (OSError, smtplib.SMTPServerDisconnected):
             self.drop()
             return outcomes, retry, 0
+        def wire(i: int) -> bytes:
+            return render(todo[i], b".\r\n" + (commands(todo[i + 1]) if i + 1 < n else b""))
+
         prev: int | None = None  # whose "." went out with this group and still awaits its reply
+        ready: bytes | None = None  # todo[k]'s bytes, built ahead
         k = 0
         while k < n:
             if prev is not None:
@@ -256,6 +255,7 @@ class _Connection:
                     self.reset()
                 settle(k, *refusal)
                 k += 1
+                ready = None
                 if self.smtp is None:
                     return outcomes, retry, k
                 if k < n:
@@ -265,7 +265,7 @@ class _Connection:
                         self.drop()
                         return outcomes, retry, k
                 continue
-            data = _stuffed(render(todo[k])) + b".\r\n" + (commands(todo[k + 1]) if k + 1 < n else b"")
+            data = ready if ready is not None else wire(k)
             self.handoff(todo[k])  # committed in the ledger before the server can take it
             try:
                 smtp.sock.sendall(data)  # type: ignore[union-attr]
@@ -274,6 +274,8 @@ class _Connection:
                 return outcomes, retry, k + 1
             prev = k
             k += 1
+            # build the next message while the server takes this one (the wait releases the GIL)
+            ready = wire(k) if k < n else None
         if prev is not None:
             try:
                 code, msg = smtp.getreply()
@@ -402,7 +404,7 @@ class SMTPBackend(Backend):
                 done = 0
                 if conn.smtp is not None and conn.pipelining and len(recipients) - start > 1:
                     part = recipients[start:]
-                    outs, retry, done = conn.pipeline(part, self.message.to_bytes)
+                    outs, retry, done = conn.pipeline(part, self.message.to_wire)
                     for i, o in outs.items():
                         results[start + i] = o
                     for i, why in retry:
@@ -419,7 +421,7 @@ class SMTPBackend(Backend):
     def _send_one(self, r: Recipient, *, tried: int = 0, last: str = "") -> Outcome:
         """One reader, with retries and backoff (the first `tried` attempts already happened)."""
         assert self.message is not None
-        data = self.message.to_bytes(r)
+        data = self.message.to_wire(r)
         conn = self._connection()
         for attempt in range(tried, self.retries + 1):
             if attempt:
