@@ -58,8 +58,8 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     csv_path = (subscribers or config.subscribers).resolve()
     built = build_issue(issue, config, write=False)
     _gate(built, refuse=not (dry_run or to or force))
-    no_mail_leaves = dry_run or (backend_name == "outbox" and not to) or (to and backend_name == "outbox")
-    keys = _keys(allow_development=bool(no_mail_leaves), backend=backend_name)
+    no_mail_leaves = dry_run or backend_name == "outbox"  # only then may links use the development key
+    keys = _keys(allow_development=no_mail_leaves, backend=backend_name)
 
     if dry_run:
         conn = db.connect(config.database, readonly=True) if config.database.exists() else None
