@@ -87,6 +87,9 @@ def ListOf(item: Spec, *, min_items: int = 0, max_items: int = 1000) -> Spec:  #
     return check
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, LF and CR are allowed (where lines are)
+
+
 def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None = None,  # noqa: N802
         hint: str = "") -> Spec:
     """Text (numbers are accepted as their text): trimmed, non-empty, bounded, optionally matching `pattern`."""
@@ -102,6 +105,10 @@ def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None 
             return None
         if not text.strip():
             chk.add(line, path, "must not be empty")
+            return None
+        control = _CONTROL.search(text)
+        if control:  # a NUL or other control character breaks MJML and mail headers alike
+            chk.add(line, path, f"contains a control character (U+{ord(control.group()):04X})")
             return None
         if len(text) > max_len:
             chk.add(line, path, f"is {len(text):,} characters; at most {max_len:,}")
