@@ -127,6 +127,15 @@ def test_crlf_in_subject_is_refused(project: Path) -> None:
     count(CASES, "CR/LF in subject: refused", 3)
 
 
+def test_control_characters_in_text_fields_are_refused(project: Path) -> None:
+    """A NUL in a title used to reach MRML and fail as "MJML error: unable to parse": now named."""
+    issue = _issue(project, "nul", subject="Hello\x00", blocks__0__title="T\x00itle", blocks__5__body="b\x1bc")
+    _build_refused(project, issue, "subject: contains a control character (U+0000)",
+                   "blocks[0].title: contains a control character (U+0000)",
+                   "blocks[5].body: contains a control character (U+001B)")
+    count(CASES, "NUL/ESC in subject, title, body: refused by name", 3)
+
+
 def test_crlf_in_config_sender_is_refused(project: Path) -> None:
     cfg = project / "newsletter.toml"
     cfg.write_text(cfg.read_text().replace('name = "FIDH"\n', 'name = "FIDH\\r\\nBcc: victim@example.org"\n', 1))
