@@ -26,7 +26,7 @@ SHOW_ROWS = 20
 @click.option("--backend", type=click.Choice(BACKENDS), help="outbox, smtp or sendgrid (default: from config).")
 @click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
               help="Subscriber CSV (default: `subscribers` in newsletter.toml).")
-@click.option("--rate", type=click.FloatRange(min=0), help="At most N messages per second (0: no limit).")
+@click.option("--rate", type=click.FloatRange(min=0), metavar="N", help="At most N messages per second (0: no limit).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--resend-uncertain", is_flag=True,
               help="Also resend to readers whose earlier hand-off had an unknown outcome.")
