@@ -155,8 +155,9 @@ def test_issue_structured_validation(project: Path, doc: Any) -> None:
     _check_issue_result(path)
 
 
-@fuzz_settings(12, 500)
-@given(doc=st.one_of(hostile_leaves(BASE_ISSUE), mutated(BASE_ISSUE)))
+@fuzz_settings(40, 800)
+@given(doc=st.one_of(hostile_leaves(BASE_ISSUE), hostile_leaves(BASE_ISSUE), hostile_leaves(BASE_ISSUE),
+                     mutated(BASE_ISSUE)))
 def test_issue_structured_build(project: Path, config: Config, doc: Any) -> None:
     """A full build (Jinja2, MRML, premailer): valid and safe, or an error with build/ untouched."""
     if not (project / "build" / "good").exists():
