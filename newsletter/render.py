@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
+import threading
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,9 +262,39 @@ def inline_css(html: str) -> str:
     return out
 
 
+def _import_premailer() -> Any:
+    """premailer, imported without `requests` when nothing has imported it yet.
+
+    premailer imports requests only to fetch external stylesheets, which allow_network=False
+    forbids; requests and its dependencies are a tenth of a build's CPU time. So while
+    premailer is imported, `requests` is a blank module, then the name is released (a later
+    `import requests` gets the real one) and premailer is handed `_NoNetwork` as its session.
+    Only in a single-threaded process, where no other import can see the blank module."""
+    if "premailer.premailer" not in sys.modules and "requests" not in sys.modules \
+            and threading.active_count() == 1:
+        sys.modules["requests"] = types.ModuleType("requests")
+        try:
+            import premailer.premailer  # noqa: F401
+        finally:
+            del sys.modules["requests"]
+    from premailer import Premailer
+
+    return Premailer
+
+
+class _NoNetwork:
+    """premailer's HTTP session. With allow_network=False it is never used; if it ever were,
+    it refuses rather than fetch anything."""
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        raise InputError([Problem("email.html", None, "template",
+                                  f"refusing to fetch {url}: a build never uses the network")])
+
+
 def _premailer(html: str) -> str:
     import cssutils
-    from premailer import Premailer
+
+    Premailer = _import_premailer()  # noqa: N806
 
     cssutils.log.setLevel(logging.CRITICAL)
     # premailer validates every style attribute against cssutils' CSS profiles whatever
@@ -282,6 +315,7 @@ def _premailer(html: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         cache_css_parsing=True,
         remove_classes=False,
+        session=_NoNetwork(),
     ).transform()
 
 

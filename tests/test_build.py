@@ -407,3 +407,18 @@ def test_building_fetches_nothing(project: Path, monkeypatch: pytest.MonkeyPatch
     for slug in EXAMPLES:
         built = build_issue(project / "issues" / f"{slug}.yaml", config)
         assert (built.out_dir / "email.html").stat().st_size > 10_000
+
+
+def test_premailer_is_imported_without_requests_and_leaves_no_trace(project: Path) -> None:
+    """The build skips importing `requests` (premailer only needs it to fetch, which it may not),
+    and a later `import requests` in the same process still gets the real library."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from newsletter.build import build_issue; "
+            "from newsletter.config import load_config; "
+            f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
+            "write=False); print('requests' in sys.modules); import requests; print(callable(requests.get))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True"]
