@@ -93,7 +93,9 @@ def _check(a: Accounting, n: int, label: str, kills: int, uncertain_per_kill: in
 
 def test_sigkill_smtp_send_at_random_moments(tmp_path: Path) -> None:
     n, kills = size(1500, 10_000), size(6, 25)
-    rng = random.Random(int(os.environ.get("TORTURE_SEED", time.time_ns())))
+    seed = int(os.environ.get("TORTURE_SEED", time.time_ns() % 1_000_000))
+    print(f"TORTURE_SEED={seed}")  # shown on failure: rerun with it to replay the same kill moments
+    rng = random.Random(seed)
     rates = {"drop_after_data": 0.002}
     with HostileSMTPServer(rates=rates, seed=rng.randrange(1 << 30), pipelining=True, delay=0.001) as server:
         root = make_project(tmp_path / "p", subscribers=n, smtp_port=server.port)
@@ -115,7 +117,9 @@ def test_sigkill_smtp_send_at_random_moments(tmp_path: Path) -> None:
 def test_sigkill_sendgrid_send_at_random_moments(tmp_path: Path) -> None:
     n, kills = size(1500, 10_000), size(6, 25)
     batch = 20
-    rng = random.Random(int(os.environ.get("TORTURE_SEED", time.time_ns())))
+    seed = int(os.environ.get("TORTURE_SEED", time.time_ns() % 1_000_000))
+    print(f"TORTURE_SEED={seed}")  # shown on failure: rerun with it to replay the same kill moments
+    rng = random.Random(seed)
     rates = {"slow_in_time": 0.6, "reset_after_accept": 0.01}
     with HostileSendGridServer(SG_KEY, rates=rates, seed=rng.randrange(1 << 30), timeout=0.5, validate=False,
                                record="emails") as server:
