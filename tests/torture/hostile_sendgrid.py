@@ -75,6 +75,14 @@ class HostileSendGridServer(SendGridServer):
                 x -= rate
         return None
 
+    def script_each(self) -> None:
+        """Queue one fault of every kind with a non-zero rate, so each kind happens at least once."""
+        kinds = [k for k, rate in self.rates.items() if rate > 0]
+        self.rng.shuffle(kinds)
+        with self._lock:
+            self.faults.update(kinds)
+        self.script(*(self._fault(k) for k in kinds))
+
     def calm(self) -> None:
         with self._lock:
             self.enabled = False

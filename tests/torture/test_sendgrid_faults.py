@@ -61,6 +61,7 @@ def test_sendgrid_fault_storm_accounting(tmp_path: Path, monkeypatch: pytest.Mon
     with HostileSendGridServer(KEY, seed=seed, timeout=TIMEOUT, validate=False, record="emails") as server:
         root = make_project(tmp_path / "p", subscribers=n)
         everyone = [address(i) for i in range(n)]
+        server.script_each()  # every kind at least once, then at random
         waits: list[tuple[float, float]] = []
         runs = stops = 0
         stop_reasons: set[str] = set()
