@@ -33,7 +33,7 @@ from newsletter.placeholders import STANDARD_FIELDS
 #: Header names accepted for the address column (compared case-insensitively).
 EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "mail")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # C0, DEL, C1 (NEL...), line/paragraph separators
 
 # email-validator checks every address's domain character by character (IDNA / UTS-46):
 # 75% of reading a list, though a list has few distinct domains. Remember each valid

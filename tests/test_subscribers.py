@@ -45,6 +45,13 @@ def test_bom_semicolons_whitespace_invalid_duplicates_and_merge_fields(tmp_path:
     assert (stats.rows, stats.valid, stats.invalid_count, stats.duplicate_count) == (7, 3, 3, 1)
 
 
+def test_control_characters_in_names_become_spaces(tmp_path: Path) -> None:
+    csv = tmp_path / "subs.csv"
+    csv.write_text("email,name,city\nx@example.org,Eve\x85Bcc: v@example.org,Mi\u2028nsk\x00\n", encoding="utf-8")
+    (s,), _, _ = read(csv)
+    assert s.name == "Eve Bcc: v@example.org" and s.fields["city"] == "Mi nsk"
+
+
 def test_tab_separated_and_e_mail_header(tmp_path: Path) -> None:
     csv = tmp_path / "subs.csv"
     csv.write_text("E-mail\tname\nx@example.org\tX\n")
