@@ -158,6 +158,10 @@ def test_ledger_read_only_then_rerun(tmp_path: Path) -> None:
         r = _send(root)
         message = _clean_stop(r, "state database", "read-only", "readonly")
         assert len(server.deliveries) == n // 2, "mail went out that the ledger could not record"
+        for command in (["status"], ["send", "--dry-run"]):  # they only read: report, or say why they cannot
+            other = subprocess.run([sys.executable, "-m", "newsletter", command[0], f"issues/{SLUG}.yaml",
+                                    *command[1:]], cwd=root, capture_output=True, text=True, timeout=120)
+            assert "Traceback" not in other.stderr, (command, other.stderr[-2000:])
         remount(disk, "rw")
         _finish_and_account(root, server, database, n, "read-only")
     count("db faults survived", "read-only ledger (ro mount)")
