@@ -17,10 +17,10 @@ What each answer means for the reader:
 - the connection drops (or times out) after the final "." and before the answer
                                    -> uncertain: the server may have taken it. Not retried.
 
-The ledger is told (`handoff`, a committed write) right before the write that carries the
-message and its final "." -- the "." being the moment after which the server may deliver.
-A kill before the mark leaves the reader unsent (resent next run); a kill after it leaves
-the reader `uncertain` (0 or 1 copies). The window between is that one write.
+The ledger is told (`handoff`, a committed write) after the message's content is written
+and right before the final "." -- the moment after which the server may deliver. A kill
+or a dropped connection before it leaves the reader unsent (resent: the server discards
+an unfinished message); after it, the reader is `uncertain` (0 or 1 copies).
 """
 
 from __future__ import annotations
@@ -57,6 +57,19 @@ def _words(code: int, msg: bytes | str) -> str:
 
 
 _QUEUE_ID = re.compile(r"(?:queued as|id=|<)\s*([A-Za-z0-9._@-]+)", re.I)
+
+
+def _send_dot(sock: socket.socket, dot: bytes | memoryview) -> bool:
+    """Write the final "." (and what follows it). False when the connection was already gone
+    and not one byte of it left: the server never saw the end of the message, so it is not
+    delivered and may be retried. A failure after the first byte raises: uncertain."""
+    try:
+        sent = sock.send(dot)
+    except OSError:
+        return False
+    if sent < len(dot):
+        sock.sendall(dot[sent:])
+    return True
 
 
 def _uncertain(r: Recipient, e: BaseException) -> Outcome:
@@ -174,10 +187,16 @@ class _Connection:
             if self.smtp is not None:
                 self.reset()
             return self._answer(r, *refusal)
-        message = data + b".\r\n"
+        try:
+            smtp.sock.sendall(data)  # type: ignore[union-attr]
+        except OSError as e:  # no "." went out: the server must discard what it got
+            self.drop()
+            raise _Retry(f"connection lost while sending the message: {e}") from None
         self.handoff(r)  # committed in the ledger before the server can take it
         try:
-            smtp.sock.sendall(message)  # type: ignore[union-attr]
+            if not _send_dot(smtp.sock, b".\r\n"):  # type: ignore[arg-type]
+                self.drop()
+                raise _Retry("connection lost before the end of the message was sent")
             code, msg = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             self.drop()
@@ -220,11 +239,14 @@ class _Connection:
         except (OSError, smtplib.SMTPServerDisconnected):
             self.drop()
             return outcomes, retry, 0
-        def wire(i: int) -> bytes:
-            return render(todo[i], b".\r\n" + (commands(todo[i + 1]) if i + 1 < n else b""))
+        def wire(i: int) -> tuple[memoryview, memoryview]:
+            """todo[i]'s message, and the "." with the next commands, from one buffer."""
+            tail = b".\r\n" + (commands(todo[i + 1]) if i + 1 < n else b"")
+            data = memoryview(render(todo[i], tail))
+            return data[:len(data) - len(tail)], data[len(data) - len(tail):]
 
         prev: int | None = None  # whose "." went out with this group and still awaits its reply
-        ready: bytes | None = None  # todo[k]'s bytes, built ahead
+        ready: tuple[memoryview, memoryview] | None = None  # todo[k]'s bytes, built ahead
         k = 0
         while k < n:
             if prev is not None:
@@ -265,10 +287,19 @@ class _Connection:
                         self.drop()
                         return outcomes, retry, k
                 continue
-            data = ready if ready is not None else wire(k)
+            body, dot = ready if ready is not None else wire(k)
+            try:
+                smtp.sock.sendall(body)  # type: ignore[union-attr]
+            except OSError as e:  # no "." went out: the server must discard what it got
+                self.drop()
+                retry.append((k, f"connection lost while sending the message: {e}"))
+                return outcomes, retry, k + 1
             self.handoff(todo[k])  # committed in the ledger before the server can take it
             try:
-                smtp.sock.sendall(data)  # type: ignore[union-attr]
+                if not _send_dot(smtp.sock, dot):  # type: ignore[arg-type]
+                    self.drop()
+                    retry.append((k, "connection lost before the end of the message was sent"))
+                    return outcomes, retry, k + 1
             except OSError as e:
                 lost(k, e)
                 return outcomes, retry, k + 1
