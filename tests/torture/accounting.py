@@ -87,5 +87,20 @@ def account(everyone: Iterable[str], delivered: Mapping[str, int] | Counter[str]
             a.problem(f"{address}: ledger status {status or 'missing'!r} after the run, server copies {copies}")
     strangers = [x for x in delivered if x not in listed]
     if strangers:
-        a.problem(f"the server got mail for addresses not on the list: {strangers[:5]}")
+        a.problem(f"the server got mail for readers who must not get it (suppressed or unlisted): {strangers[:5]}")
     return a
+
+
+def suppress_some(database: Path, emails: Iterable[str]) -> set[str]:
+    """Put `emails` on the suppression list (as an unsubscribe would): they must never be mailed."""
+    from newsletter import db
+    from newsletter.suppressions import suppress_many
+
+    chosen = set(emails)
+    conn = db.connect(database)
+    try:
+        suppress_many(conn, [(e, "unsubscribed", "torture", "") for e in sorted(chosen)])
+    finally:
+        conn.close()
+    return chosen
+

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.sendkit import SLUG, address, make_project
-from tests.torture.accounting import Accounting, account, ledger_rows
+from tests.torture.accounting import Accounting, account, ledger_rows, suppress_some
 from tests.torture.figures import count, size
 from tests.torture.hostile_sendgrid import HostileSendGridServer
 from tests.torture.hostile_smtp import HostileSMTPServer
@@ -101,15 +101,17 @@ def test_sigkill_smtp_send_at_random_moments(tmp_path: Path) -> None:
         root = make_project(tmp_path / "p", subscribers=n, smtp_port=server.port)
         config = root / "newsletter.toml"
         config.write_text(config.read_text().replace("connections = 1", "connections = 2"))
+        suppressed = suppress_some(root / ".newsletter" / "state.db", (address(i) for i in range(0, n, 37)))
         done, mid = _kill_storm(root, "smtp", lambda: len(server.deliveries), n, kills, rng, jitter=0.004)
         assert done >= kills - 2 and mid >= min(3, kills - 2), (done, mid)
         server.calm()
         code, output = _finish(root, "smtp")
-        a = account([address(i) for i in range(n)], server.counts(), ledger_rows(root / ".newsletter" / "state.db",
-                                                                                    SLUG))
+        a = account([address(i) for i in range(n) if address(i) not in suppressed], server.counts(),
+                    ledger_rows(root / ".newsletter" / "state.db", SLUG))
         assert code == (1 if a.uncertain else 0), output[-2000:]
-        _check(a, n, "smtp", done, 2, server.faults["drop_after_data"])
+        _check(a, n - len(suppressed), "smtp", done, 2, server.faults["drop_after_data"])
     count("kills survived", "smtp", done)
+    count("suppressed readers never mailed", "smtp kill test", len(suppressed))
     count("kills survived", "smtp (mid-send)", mid)
     count("smtp faults injected (kill test)", "drop_after_data", server.faults["drop_after_data"])
 
@@ -128,16 +130,18 @@ def test_sigkill_sendgrid_send_at_random_moments(tmp_path: Path) -> None:
         text = path.read_text().replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
         text = text.replace("batch_size = 500", f"batch_size = {batch}")
         path.write_text(text)
+        suppressed = suppress_some(root / ".newsletter" / "state.db", (address(i) for i in range(0, n, 37)))
         done, mid = _kill_storm(root, "sendgrid", lambda: server.accepted_count, n, kills, rng, jitter=0.06)
         assert done >= kills - 2 and mid >= min(3, kills - 2), (done, mid)
         server.calm()
         code, output = _finish(root, "sendgrid")
         time.sleep(0.1)
-        a = account([address(i) for i in range(n)], server.count_by_email(),
+        a = account([address(i) for i in range(n) if address(i) not in suppressed], server.count_by_email(),
                     ledger_rows(root / ".newsletter" / "state.db", SLUG))
         assert code == (1 if a.uncertain else 0), output[-2000:]
-        _check(a, n, "sendgrid", done, batch, batch * server.faults["reset_after_accept"])
+        _check(a, n - len(suppressed), "sendgrid", done, batch, batch * server.faults["reset_after_accept"])
     count("kills survived", "sendgrid", done)
+    count("suppressed readers never mailed", "sendgrid kill test", len(suppressed))
     count("kills survived", "sendgrid (mid-send)", mid)
     for kind, v in server.faults.items():
         count("sendgrid faults injected (kill test)", kind, v)
