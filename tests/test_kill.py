@@ -89,6 +89,7 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path) -> Non
         assert set(counts) <= set(everyone)
             # the uncertain window is one message per connection per kill, not a batch
         assert len(uncertain) <= 2 * KILLS, uncertain
+        print(f"{kills_mid_send} kills mid-send, {len(uncertain)} uncertain, {sum(counts.values())} delivered")
         if uncertain:
             assert "uncertain" in err.decode()
 
