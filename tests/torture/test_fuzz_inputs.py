@@ -47,32 +47,36 @@ def _leaf() -> st.SearchStrategy[Any]:
 
 @st.composite
 def mutated(draw: st.DrawFn, base: Any) -> Any:
-    """A copy of `base` with a few random nodes replaced, removed, duplicated or added."""
+    """A copy of `base` with random nodes replaced, removed, duplicated or added.
+
+    How hard to mutate is drawn per example (0: untouched ... 3: wrecked), so the fuzz
+    sees valid documents with one odd value as well as documents in pieces.
+    """
+    intensity = draw(st.integers(0, 3))
 
     def walk(value: Any, depth: int) -> Any:
         roll = draw(st.integers(0, 99))
-        if roll < 6:
+        if roll < 2 * intensity:
             return draw(_leaf())
         if isinstance(value, dict):
             out: dict[Any, Any] = {}
             for key, sub in value.items():
-                r = draw(st.integers(0, 99))
-                if r < 5:
+                if draw(st.integers(0, 99)) < 2 * intensity:
                     continue  # drop the key
                 out[key] = walk(sub, depth + 1)
-            if draw(st.integers(0, 99)) < 5:
+            if draw(st.integers(0, 99)) < 2 * intensity:
                 out[draw(st.one_of(st.text(max_size=8), st.sampled_from(["bodyy", "titel", "type", "items"])))] = (
                     draw(_leaf()))
             return out
         if isinstance(value, list):
             items = [walk(v, depth + 1) for v in value]
             r = draw(st.integers(0, 99))
-            if r < 5 and items:
+            if r < 2 * intensity and items:
                 items = items * draw(st.integers(2, 60))  # past max_items
-            elif r < 10 and items:
+            elif r < 4 * intensity and items:
                 items.pop(draw(st.integers(0, len(items) - 1)))
             return items
-        if isinstance(value, str) and roll < 30:
+        if isinstance(value, str) and roll < 10 * intensity:
             return draw(hostile_text())
         return value
 
@@ -132,8 +136,10 @@ def _check_issue_result(path: Path) -> Issue | None:
             for line in e.lines():
                 assert line.startswith("issues/fuzz.yaml"), line
                 assert "Traceback" not in line
+            count("fuzz outcomes", "issue yaml rejected cleanly")
             return None
     assert isinstance(issue, Issue)
+    count("fuzz outcomes", "issue yaml valid")
     return issue
 
 
@@ -249,8 +255,10 @@ def _check_config(path: Path) -> Config | None:
         except InputError as e:
             assert e.problems
             assert all(str(p).startswith(str(path.name)) or str(path) in str(p) for p in e.problems), e.lines()
+            count("fuzz outcomes", "newsletter.toml rejected cleanly")
             return None
     assert isinstance(cfg, Config)
+    count("fuzz outcomes", "newsletter.toml valid")
     for name in HEADER_FIELDS:  # these end up in mail headers: no line breaks may get through
         value = getattr(cfg, name)
         if value is not None:
