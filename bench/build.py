@@ -103,6 +103,8 @@ def run_help(ctx: Context) -> list[Row]:
 
 
 if __name__ == "__main__":
+    import sys
+
     from bench.__main__ import main
 
-    main([NAME])
+    main([NAME, *sys.argv[1:]])  # e.g. python -m bench.smtp --tiny

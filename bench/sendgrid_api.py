@@ -104,6 +104,8 @@ def run(ctx: Context, *, install: bool = True) -> list[Row]:
 
 
 if __name__ == "__main__":
+    import sys
+
     from bench.__main__ import main
 
-    main([NAME])
+    main([NAME, *sys.argv[1:]])  # e.g. python -m bench.smtp --tiny
