@@ -10,6 +10,7 @@ that case).
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import re
 import sys
@@ -269,17 +270,46 @@ def _import_premailer() -> Any:
     forbids; requests and its dependencies are a tenth of a build's CPU time. So while
     premailer is imported, `requests` is a blank module, then the name is released (a later
     `import requests` gets the real one) and premailer is handed `_NoNetwork` as its session.
-    Only in a single-threaded process, where no other import can see the blank module."""
-    if "premailer.premailer" not in sys.modules and "requests" not in sys.modules \
-            and threading.active_count() == 1:
-        sys.modules["requests"] = types.ModuleType("requests")
+    Only in a single-threaded process, where no other import can see the blank module.
+
+    Likewise cssutils imports `urllib.request` (and with it http.client, email, ssl: ~20 ms)
+    only to fetch @import-ed sheets, which a build never does; it gets a stand-in that
+    becomes the real module the first time anything reads from it (_lazy_module)."""
+    if "premailer.premailer" not in sys.modules and threading.active_count() == 1:
+        blank = "requests" not in sys.modules
+        if blank:
+            sys.modules["requests"] = types.ModuleType("requests")
+        if "urllib.request" not in sys.modules:
+            _lazy_module("urllib.request")
         try:
             import premailer.premailer  # noqa: F401
         finally:
-            del sys.modules["requests"]
+            if blank:
+                del sys.modules["requests"]
     from premailer import Premailer
 
     return Premailer
+
+
+def _lazy_module(name: str) -> None:
+    """Put a stand-in for module `name` in sys.modules that imports the real module the
+    first time any of its attributes is read, and then steps aside (sys.modules and the
+    parent package's attribute point to the real one). importlib.util.LazyLoader would be
+    the standard recipe, but on Python 3.11 the import statement itself reads `__spec__`
+    and so loads it at once."""
+    parent, _, child = name.rpartition(".")
+
+    class _Deferred(types.ModuleType):
+        def __getattr__(self, attr: str) -> Any:
+            if sys.modules.get(name) is self:
+                del sys.modules[name]
+            real = importlib.import_module(name)  # also sets the parent's attribute
+            return getattr(real, attr)
+
+    stand_in = _Deferred(name)
+    sys.modules[name] = stand_in
+    if parent:
+        setattr(importlib.import_module(parent), child, stand_in)  # what `import a.b` would have done
 
 
 class _NoNetwork:
@@ -292,9 +322,8 @@ class _NoNetwork:
 
 
 def _premailer(html: str) -> str:
+    Premailer = _import_premailer()  # noqa: N806  (before cssutils: it imports cssutils its way)
     import cssutils
-
-    Premailer = _import_premailer()  # noqa: N806
 
     cssutils.log.setLevel(logging.CRITICAL)
     # premailer validates every style attribute against cssutils' CSS profiles whatever

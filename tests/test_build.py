@@ -255,6 +255,17 @@ def test_every_theme_string_is_translated_into_french() -> None:
     assert sorted(m for m in msgids if french.gettext(m) == m) == []
 
 
+@pytest.mark.parametrize("language", sorted(i18n.MONTHS))
+def test_dates_are_written_as_babel_writes_them(language: str) -> None:
+    """i18n keeps CLDR's month names so a build need not load Babel's locale data."""
+    import datetime as dt
+
+    from babel.dates import format_date
+
+    for day in (dt.date(2011, m, d) for m in range(1, 13) for d in (1, 28)):
+        assert i18n.format_date(day, language) == format_date(day, format="d MMMM y", locale=language)
+
+
 def test_project_template_overrides_one_block_and_the_rest_falls_back(project: Path) -> None:
     (project / "templates" / "blocks").mkdir(parents=True)
     (project / "templates" / "blocks" / "quotes.mjml.j2").write_text(
