@@ -433,3 +433,22 @@ def test_premailer_is_imported_without_requests_and_leaves_no_trace(project: Pat
     r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "True"]
+
+
+def test_build_loads_neither_babel_nor_urllib_request_and_both_still_work(project: Path) -> None:
+    """An English build needs no Babel and no HTTP client (issue 6: ~40 ms of imports); after
+    it, `urllib.request` (handed to cssutils as a stand-in) and cssutils' use of it are real."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from newsletter.build import build_issue; "
+            "from newsletter.config import load_config; "
+            f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
+            "write=False); "
+            "print(sorted(m for m in ('babel', 'http.client', 'ssl') if m in sys.modules)); "
+            "import cssutils.helper; print(cssutils.helper.urllib.request.pathname2url('/a b')); "
+            "from urllib.request import Request; import urllib.request; "
+            "print(urllib.request.Request is Request, type(sys.modules['urllib.request']).__name__)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[]", "/a%20b", "True module"]
