@@ -64,8 +64,11 @@ class Ledger:
         self.conn = conn
         self.issue = issue
         self.backend = backend
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, str, str, str, str]] = []  # status, remote_id, error, now, email
+        #: Held around every use of `conn`: a backend's sender thread marks and records while
+        #: the send loop reads (re-entrant, so a caller may hold it across several reads).
+        self.lock = threading.RLock()
+        self._lock = self.lock
+        self._pending: list[tuple[str, str, str, str]] = []  # status, remote_id, error, email
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -79,6 +82,18 @@ class Ledger:
                 marks = ",".join("?" * len(chunk))
                 found.update(self.conn.execute(
                     f"SELECT email, status FROM ledger WHERE issue = ? AND email IN ({marks})",
+                    (self.issue, *chunk)))
+        return found
+
+    def sent_among(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` (email_key()s) that are `sent`: one indexed lookup each."""
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in self.conn.execute(
+                    f"SELECT email FROM ledger WHERE issue = ? AND status = 'sent' AND email IN ({marks})",
                     (self.issue, *chunk)))
         return found
 
@@ -127,11 +142,10 @@ class Ledger:
 
     def record(self, outcomes: Iterable[Outcome], *, flush: bool = False) -> None:
         """Buffer backend outcomes; they are committed with the next mark, or now if `flush`."""
-        stamp = now()
         with self._lock:
             for o in outcomes:
                 error = "" if o.status == "sent" else o.detail
-                self._pending.append((o.status, o.remote_id or "", error, stamp, email_key(o.email)))
+                self._pending.append((o.status, o.remote_id or "", error, email_key(o.email)))
             if flush and self._pending:
                 with transaction(self.conn):
                     self._write_pending()
@@ -139,7 +153,7 @@ class Ledger:
     def record_one(self, outcome: Outcome) -> None:
         """Buffer one outcome (from a backend thread); committed with the next mark."""
         error = "" if outcome.status == "sent" else outcome.detail
-        item = (outcome.status, outcome.remote_id or "", error, now(), email_key(outcome.email))
+        item = (outcome.status, outcome.remote_id or "", error, email_key(outcome.email))
         with self._lock:
             self._pending.append(item)
 
@@ -149,13 +163,14 @@ class Ledger:
     def _write_pending(self) -> None:
         if not self._pending:
             return
+        stamp = now()  # when the outcomes are committed: one clock read per commit, not per reader
         self.conn.executemany(
             "INSERT INTO ledger (issue, email, status, backend, remote_id, last_error, attempts,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
             " ON CONFLICT (issue, email) DO UPDATE SET status = excluded.status, remote_id = excluded.remote_id,"
             " last_error = excluded.last_error, backend = excluded.backend, updated_at = excluded.updated_at",
             [(self.issue, email, status, self.backend, remote, error, stamp, stamp)
-             for status, remote, error, stamp, email in self._pending])
+             for status, remote, error, email in self._pending])
         self._pending.clear()
 
 

@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from newsletter.errors import BackendError, SendError
 from newsletter.ledger import Ledger
 from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.secrets import SigningKeys
-from newsletter.subscribers import ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
+from newsletter.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
 from newsletter.suppressions import suppressed_among
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
@@ -80,7 +81,9 @@ class SendReport:
 # --- classifying readers --------------------------------------------------------------------
 
 
-def _batches(rows: Iterator[Subscriber | Rejected], size: int) -> Iterator[list[Subscriber]]:
+def _batches(rows: Iterator[Subscriber | Rejected | Done], size: int) -> Iterator[list[Subscriber]]:
+    """Valid readers `size` at a time. (Done rows, already sent, are counted in the read's
+    stats.done; they need nothing more.)"""
     batch: list[Subscriber] = []
     for row in rows:
         if isinstance(row, Subscriber):
@@ -93,10 +96,14 @@ def _batches(rows: Iterator[Subscriber | Rejected], size: int) -> Iterator[list[
 
 
 def _classify(batch: list[Subscriber], statuses: dict[str, str], conn: sqlite3.Connection | None,
-              resend_uncertain: bool) -> Iterator[tuple[Subscriber, str]]:
+              resend_uncertain: bool, lock: AbstractContextManager[object] | None = None
+              ) -> Iterator[tuple[Subscriber, str]]:
     """(subscriber, what to do): 'sent', 'suppressed', 'held', 'failed', 'uncertain' or 'new'."""
     unsent = [s for s in batch if statuses.get(s.key) != "sent"]
-    suppressed = suppressed_among(conn, (s.email for s in unsent)) if conn is not None and unsent else set()
+    suppressed: set[str] = set()
+    if conn is not None and unsent:
+        with lock or nullcontext():  # a backend's sender thread may be using the connection
+            suppressed = suppressed_among(conn, (s.email for s in unsent))
     for s in batch:
         status = statuses.get(s.key)
         if status == "sent":
@@ -117,7 +124,7 @@ def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, 
     plan = Plan(subscribers=display or str(subscribers))
     ledger = Ledger(conn, built.slug) if conn is not None else None
     rows = read_subscribers(subscribers, default_language=_language(built), stats=plan.stats,
-                            display=plan.subscribers)
+                            display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
     for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, conn, resend_uncertain):
@@ -133,6 +140,7 @@ def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, 
                 plan.resending_uncertain += what == "uncertain"
                 if len(plan.first) < samples:
                     plan.first.append(s)
+    plan.already_sent += plan.stats.done
     return plan
 
 
@@ -184,7 +192,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
     if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
         batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
-                            display=display or str(subscribers))
+                            display=display or str(subscribers), skip=ledger.sent_among)
     reported: set[str] = set()  # outcomes the backend already gave through done() in this batch
 
     def on_outcome(outcome: Outcome) -> None:
@@ -199,7 +207,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
-            for s, what in _classify(batch, statuses, conn, resend_uncertain):
+            for s, what in _classify(batch, statuses, conn, resend_uncertain, ledger.lock):
                 if what == "sent":
                     report.already_sent += 1
                 elif what == "suppressed":
@@ -235,6 +243,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         backend.close()
         # rows this run marked but never resolved (backend stopped mid-batch): not known
         report.uncertain += ledger.recover()
+        report.already_sent += report.stats.done  # rows the read passed over: `sent` before this run
     return report
 
 

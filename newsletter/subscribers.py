@@ -19,7 +19,7 @@ import itertools
 import re
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +33,12 @@ from newsletter.placeholders import STANDARD_FIELDS
 #: Header names accepted for the address column (compared case-insensitively).
 EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "mail")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+#: Addresses whose normalised form is provably the address with its domain lower-cased, so
+#: whose key is the raw text lower-cased: ASCII dot-atom local part, letters/digits/dots/
+#: hyphens domain. (email-validator changes such an address in no other way: no quoting to
+#: undo, no Unicode to normalise, IDNA leaves ASCII labels as they are.)
+_PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[A-Za-z0-9.\-]+")
+CHUNK = 1000  # rows per `skip` question
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # C0, DEL, C1 (NEL...), line/paragraph separators
 
 # email-validator checks every address's domain character by character (IDNA / UTS-46):
@@ -70,6 +76,14 @@ class Rejected:
     duplicate: bool = False
 
 
+@dataclass(frozen=True)
+class Done:
+    """A valid, first-seen reader whom `skip` said already has the issue (not validated again)."""
+
+    line: int
+    email: str
+
+
 @dataclass
 class ReadStats:
     """Counts kept while streaming, so a caller can report them without a second pass."""
@@ -81,6 +95,8 @@ class ReadStats:
     max_kept: int = 1000  # keep at most this many rejected rows for reports (counts stay exact)
     invalid_count: int = 0
     duplicate_count: int = 0
+    done: int = 0  # of `valid`: yielded as Done (already sent, not validated again)
+    bytes_read: int = 0  # of the file so far (a progress bar's measure when the rows are not counted)
 
     def add(self, rejected: Rejected) -> None:
         if rejected.duplicate:
@@ -160,8 +176,18 @@ def _sniff_delimiter(header_line: str) -> str:
 
 
 def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadStats | None = None,
-                     display: str | None = None) -> Iterator[Subscriber | Rejected]:
+                     display: str | None = None, skip: Callable[[list[str]], set[str]] | None = None,
+                     ) -> Iterator[Subscriber | Rejected | Done]:
     """Yield each data row as a Subscriber (valid, first seen) or a Rejected (invalid, duplicate).
+
+    `skip` (the ledger's "which of these keys are already `sent`?") lets a resumed send or
+    `status` pass over the readers who already have the issue without validating their
+    address again (email-validator is most of the cost of a row): it is asked once per
+    CHUNK rows with their plain raw keys, and a row whose key it returns is yielded as
+    `Done`. Only plain ASCII addresses take that path (see _PLAIN), for which the key
+    validation would give is provably the raw key lower-cased; everything else, and every
+    row `skip` does not return, is validated as usual. Duplicates are found the same way on
+    both paths.
 
     Problems with the file as a whole (missing, unreadable, no `email` column) raise
     InputError before anything is yielded. Line numbers are the file's physical lines,
@@ -176,7 +202,7 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
     except OSError as e:
         raise InputError([Problem(name, None, "", f"cannot read subscriber file: {e.strerror}")]) from None
     with f:
-        lines = _decoded_lines(f, name)
+        lines = _decoded_lines(f, name, stats)
         first = next(lines, "")
         reader = csv.reader(itertools.chain([first], lines), delimiter=_sniff_delimiter(first),
                             skipinitialspace=True)
@@ -192,21 +218,14 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
         lang_col = columns.index("language") if "language" in columns else None
         extra = [(i, c) for i, c in enumerate(columns) if c and c not in ("email", "name", "language")]
         seen = _Seen()
-        line = reader.line_num
-        while True:
-            start = line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                line = reader.line_num
+        done: set[str] = set()
+        for start, row, error in _rows(reader, email_col, skip, done):
+            if error is not None:
                 stats.rows += 1
-                rejected = Rejected(start, "", f"malformed CSV row: {e}")
+                rejected = Rejected(start, "", f"malformed CSV row: {error}")
                 stats.add(rejected)
                 yield rejected
                 continue
-            line = reader.line_num
             if not row or not any(cell.strip() for cell in row):
                 continue  # blank lines are not subscribers
             stats.rows += 1
@@ -215,6 +234,20 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
                 rejected = Rejected(start, "", "no email address")
                 stats.add(rejected)
                 yield rejected
+                continue
+            key = raw.lower()
+            if key in done and _PLAIN.fullmatch(raw):
+                # already `sent` (so valid when it was sent); normalised form = domain lower-cased
+                at = raw.rindex("@")
+                address = raw[:at] + raw[at:].lower()
+                if not seen.add(_fingerprint(key)):
+                    rejected = Rejected(start, address, "duplicate of an earlier row", duplicate=True)
+                    stats.add(rejected)
+                    yield rejected
+                    continue
+                stats.valid += 1
+                stats.done += 1
+                yield Done(start, address)
                 continue
             try:
                 address = normalise_address(raw)
@@ -240,9 +273,48 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
             )
 
 
-def _decoded_lines(f: BinaryIO, name: str) -> Iterator[str]:
+def _rows(reader: Iterator[list[str]], email_col: int, skip: Callable[[list[str]], set[str]] | None,
+          done: set[str]) -> Iterator[tuple[int, list[str], str | None]]:
+    """(first physical line, cells, csv error) per row. With `skip`, rows are read CHUNK at a
+    time and, before a chunk is yielded, `done` is refilled with skip(its plain raw keys)."""
+    line = reader.line_num  # type: ignore[attr-defined]
+    chunk: list[tuple[int, list[str], str | None]] = []
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            line = reader.line_num  # type: ignore[attr-defined]
+            chunk.append((start, [], str(e)))
+        else:
+            line = reader.line_num  # type: ignore[attr-defined]
+            chunk.append((start, row, None))
+        if skip is None:
+            yield chunk.pop()
+        elif len(chunk) >= CHUNK:
+            _refill(done, skip, chunk, email_col)
+            yield from chunk
+            chunk = []
+    if chunk:
+        if skip is not None:
+            _refill(done, skip, chunk, email_col)
+        yield from chunk
+
+
+def _refill(done: set[str], skip: Callable[[list[str]], set[str]],
+            chunk: list[tuple[int, list[str], str | None]], email_col: int) -> None:
+    keys = [row[email_col].strip().lower() for _, row, _ in chunk if email_col < len(row)]
+    done.clear()
+    done.update(skip([k for k in keys if k and _PLAIN.fullmatch(k)]))
+
+
+def _decoded_lines(f: BinaryIO, name: str, stats: ReadStats | None = None) -> Iterator[str]:
     """Lines decoded one by one, so an encoding error names its own line; a BOM is dropped."""
     for n, raw in enumerate(f, 1):
+        if stats is not None:
+            stats.bytes_read += len(raw)
         if n == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8):]
         try:
@@ -284,4 +356,4 @@ def _columns(name: str, header: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["Subscriber", "Rejected", "ReadStats", "read_subscribers", "normalise_address", "STANDARD_FIELDS"]
+__all__ = ["Subscriber", "Rejected", "Done", "ReadStats", "read_subscribers", "normalise_address", "STANDARD_FIELDS"]

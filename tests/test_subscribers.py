@@ -131,3 +131,41 @@ def test_example_csv_is_valid() -> None:
     assert len(subs) >= 4 and not rejected
     assert any(not s.name for s in subs), "the example shows the name fallback"
     assert all("city" in s.fields for s in subs)
+
+
+def test_skip_passes_over_sent_plain_addresses_and_validates_everything_else(tmp_path: Path) -> None:
+    """A resumed send asks the ledger first: rows it says are `sent` are not validated again,
+    but only plain ASCII addresses take that path, and duplicates are found across both paths."""
+    from newsletter.subscribers import Done, normalise_address
+
+    csv = tmp_path / "subs.csv"
+    csv.write_text(
+        "email,name\n"  # 1
+        " Ada@Example.ORG ,Ada\n"  # 2: sent, plain -> Done
+        "bob@example.org,Bob\n"  # 3: sent, plain -> Done
+        "ADA@example.org,Ada again\n"  # 4: duplicate of 2 (found on the fast path)
+        "carl@bücher.example,Carl\n"  # 5: sent key, but not plain: validated (IDN domain)
+        "bad..dots@example.org,Bad\n"  # 6: asked about, not sent -> validated, rejected
+        "BOB@EXAMPLE.ORG,Bob again\n"  # 7: sent per the ledger but a duplicate of 3
+    )
+    asked: list[list[str]] = []
+    sent = {"ada@example.org", "carl@bücher.example", "bob@example.org"}
+
+    def skip(keys: list[str]) -> set[str]:
+        asked.append(keys)
+        return {k for k in keys if k in sent}
+
+    stats = ReadStats()
+    rows = list(read_subscribers(csv, stats=stats, skip=skip))
+    assert asked == [["ada@example.org", "bob@example.org", "ada@example.org", "bad..dots@example.org",
+                      "bob@example.org"]]  # the IDN address is not plain: never asked about
+    kinds = [(type(r).__name__, r.line, r.email) for r in rows]
+    assert kinds[0] == ("Done", 2, "Ada@example.org") == ("Done", 2, normalise_address("Ada@Example.ORG"))
+    assert kinds[1] == ("Done", 3, "bob@example.org")
+    assert kinds[2] == ("Rejected", 4, "ADA@example.org")
+    assert kinds[3] == ("Subscriber", 5, "carl@xn--bcher-kva.example")
+    assert kinds[4][0] == "Rejected" and kinds[4][1] == 6 and "period" in rows[4].reason  # validated: not valid
+    assert kinds[5][:2] == ("Rejected", 7) and rows[5].duplicate
+    assert stats.rows == 6 and stats.valid == 3 and stats.done == 2
+    assert stats.duplicate_count == 2 and stats.invalid_count == 1
+    assert all(isinstance(r, Done) for r in rows[:2])
