@@ -69,7 +69,8 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         finally:
             if conn is not None:
                 conn.close()
-        _print_plan(plan, built.slug, built.issue.subject, backend_name, config)
+        _print_header(built, backend_name, config)
+        _print_plan(plan)
         samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
         if samples:
             click.echo(f"samples        {len(samples)} messages as they would be sent: "
@@ -96,31 +97,88 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     conn = db.connect(config.database)
     try:
         with issue_lock(config.database, built.slug):
-            plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain, display=_display(csv_path))
-            _print_plan(plan, built.slug, built.issue.subject, backend_name, config)
-            b = get_backend(backend_name, config)  # bad settings fail here, before the question
-            if plan.to_send == 0:
-                click.echo("nothing to send")
-                if plan.uncertain_held:
-                    raise SendError(f"{plan.uncertain_held} uncertain: see `newsletter status {issue}`; "
-                                    "resend them with --resend-uncertain")
-                return
-            _announce_key(keys)
-            if not yes and not click.confirm(f"Send to {plan.to_send:,} subscribers via {backend_name}?",
-                                             default=False):
-                raise SendError("not sent")
-            progress = _Progress(plan.to_send)
-            try:
-                report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,
-                                    rate=config.rate if rate is None else rate, batch_size=config.batch_size,
-                                    total=plan.to_send, progress=progress, display=_display(csv_path))
-            finally:
-                progress.close()
+            if yes:  # no question, so no plan first: the send reads the list once, the table comes after
+                report = _send_without_plan(built, backend_name, config, csv_path, conn, keys=keys,
+                                            resend_uncertain=resend_uncertain, rate=rate, issue=issue)
+                if report is None:
+                    return
+            else:
+                report = _send_after_question(built, backend_name, config, csv_path, conn, keys=keys,
+                                              resend_uncertain=resend_uncertain, rate=rate, issue=issue)
+                if report is None:
+                    return
     finally:
         conn.close()
     _print_report(report, issue, backend_name)
     if not report.complete:
         sys.exit(1)
+
+
+def _send_after_question(built: Built, backend_name: str, config: Config, csv_path: Path, conn: object, *,
+                         keys: SigningKeys, resend_uncertain: bool, rate: float | None,
+                         issue: Path) -> SendReport | None:
+    """Show the plan, ask, send. None if there was nothing to send."""
+    from newsletter.backends import get_backend
+
+    plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
+                     display=_display(csv_path))
+    _print_header(built, backend_name, config)
+    _print_plan(plan)
+    b = get_backend(backend_name, config)  # bad settings fail here, before the question
+    if plan.to_send == 0:
+        _nothing_to_send(plan.uncertain_held, issue)
+        return None
+    _announce_key(keys)
+    if not click.confirm(f"Send to {plan.to_send:,} subscribers via {backend_name}?", default=False):
+        raise SendError("not sent")
+    progress = _Progress(plan.to_send)
+    try:
+        return send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
+                          rate=config.rate if rate is None else rate, batch_size=config.batch_size,
+                          total=plan.to_send, progress=progress, display=_display(csv_path))
+    finally:
+        progress.close()
+
+
+def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path: Path, conn: object, *,
+                       keys: SigningKeys, resend_uncertain: bool, rate: float | None,
+                       issue: Path) -> SendReport | None:
+    """--yes: send while reading the list (once: validating a million addresses twice was a
+    fifth of a big send), then print the table the plan would have shown, from what the
+    send counted. The progress bar follows the bytes of the list read. None if nothing was sent."""
+    from newsletter.backends import get_backend
+
+    _print_header(built, backend_name, config)
+    b = get_backend(backend_name, config)
+    _announce_key(keys)
+    try:
+        size = csv_path.stat().st_size
+    except OSError:
+        size = 0  # read_subscribers says what is wrong with the file
+    progress = _Progress(size, by_bytes=True)
+    try:
+        report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
+                            rate=config.rate if rate is None else rate, batch_size=config.batch_size,
+                            progress=progress, display=_display(csv_path))
+    finally:
+        progress.close()
+    plan = Plan(subscribers=_display(csv_path), stats=report.stats, to_send=report.attempted,
+                suppressed=report.suppressed, already_sent=report.already_sent,
+                uncertain_held=report.uncertain_held)
+    _print_plan(plan)
+    if report.attempted == 0 and report.stopped is None:
+        if report.recovered:
+            click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
+        _nothing_to_send(report.uncertain_held, issue)
+        return None
+    return report
+
+
+def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
+    click.echo("nothing to send")
+    if uncertain_held:
+        raise SendError(f"{uncertain_held} uncertain: see `newsletter status {issue}`; "
+                        "resend them with --resend-uncertain")
 
 
 def _gate(built: Built, *, refuse: bool) -> None:
@@ -165,13 +223,16 @@ def _lines(rows: list, limit: int = 8) -> str:
     return f"(line{'s' if len(rows) > 1 else ''} {', '.join(nums)}{more})" if rows else ""
 
 
-def _print_plan(plan: Plan, slug: str, subject: str, backend: str, config: Config) -> None:
-    s = plan.stats
-    where = {"outbox": f"writes .eml files to {_display(config.outbox_dir / slug)}/",
+def _print_header(built: Built, backend: str, config: Config) -> None:
+    where = {"outbox": f"writes .eml files to {_display(config.outbox_dir / built.slug)}/",
              "smtp": f"{config.smtp.get('host', 'localhost')}:{config.smtp.get('port', 25)}",
              "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
-    click.echo(f"issue          {slug}: {subject}")
+    click.echo(f"issue          {built.slug}: {built.issue.subject}")
     click.echo(f"backend        {backend} ({where})")
+
+
+def _print_plan(plan: Plan) -> None:
+    s = plan.stats
     click.echo(f"subscribers    {plan.subscribers}: {s.rows:,} row{'' if s.rows == 1 else 's'}")
     rows = [
         ("to send", plan.to_send, ""),
@@ -196,28 +257,37 @@ def _print_plan(plan: Plan, slug: str, subject: str, backend: str, config: Confi
 
 
 class _Progress:
-    """A bar with rate and ETA on a terminal; a plain line every few seconds when piped."""
+    """A bar with rate and ETA on a terminal; a plain line every few seconds when piped.
 
-    def __init__(self, total: int):
+    `by_bytes`: the total is the list's size in bytes and the bar follows how much of it the
+    send has read (--yes sends without counting the readers first)."""
+
+    def __init__(self, total: int, *, by_bytes: bool = False):
         self.total = total
+        self.by_bytes = by_bytes
         self.done = 0
         self.tty = sys.stdout.isatty()
         self.bar = None
         self.last = time.monotonic()
         if self.tty:
             self.bar = click.progressbar(length=total, label="sending", show_eta=True, show_percent=True,
-                                         show_pos=True, item_show_func=lambda r: r)
+                                         show_pos=not by_bytes, item_show_func=lambda r: r)
             self.bar.__enter__()
 
     def __call__(self, report: SendReport) -> None:
-        step = report.attempted - self.done
-        self.done = report.attempted
+        position = min(report.stats.bytes_read, self.total) if self.by_bytes else report.attempted
+        step = position - self.done
+        self.done = position
         if self.bar is not None:
-            self.bar.update(step, f"{report.rate:,.0f} msg/s")
+            label = f"{report.attempted:,} sent, " if self.by_bytes else ""
+            self.bar.update(step, f"{label}{report.rate:,.0f} msg/s")
         elif time.monotonic() - self.last >= 5:
             self.last = time.monotonic()
             pct = 100 * self.done / self.total if self.total else 100
-            click.echo(f"sent {self.done:,}/{self.total:,} ({pct:.0f}%), {report.rate:,.0f} msg/s")
+            if self.by_bytes:
+                click.echo(f"sent {report.attempted:,} ({pct:.0f}% of the list read), {report.rate:,.0f} msg/s")
+            else:
+                click.echo(f"sent {self.done:,}/{self.total:,} ({pct:.0f}%), {report.rate:,.0f} msg/s")
 
     def close(self) -> None:
         if self.bar is not None:
