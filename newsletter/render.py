@@ -263,6 +263,12 @@ def inline_css(html: str) -> str:
     return out
 
 
+#: Modules cssutils imports only to fetch @import-ed sheets, which a build never does:
+#: urllib.request (with http.client, ssl) and importlib.metadata (for its User-Agent),
+#: ~20 ms of a build's imports. (encutils imports email.message itself.) See _import_premailer.
+_FETCH_ONLY = ("urllib.request", "importlib.metadata")
+
+
 def _import_premailer() -> Any:
     """premailer, imported without `requests` when nothing has imported it yet.
 
@@ -272,44 +278,47 @@ def _import_premailer() -> Any:
     `import requests` gets the real one) and premailer is handed `_NoNetwork` as its session.
     Only in a single-threaded process, where no other import can see the blank module.
 
-    Likewise cssutils imports `urllib.request` (and with it http.client, email, ssl: ~20 ms)
-    only to fetch @import-ed sheets, which a build never does; it gets a stand-in that
-    becomes the real module the first time anything reads from it (_lazy_module)."""
+    Likewise cssutils's _FETCH_ONLY modules: while it is imported they are stand-ins that
+    become the real module the first time anything reads from them (_Deferred); afterwards
+    their names are released, so a later import gets the real module the ordinary way."""
     if "premailer.premailer" not in sys.modules and threading.active_count() == 1:
         blank = "requests" not in sys.modules
         if blank:
             sys.modules["requests"] = types.ModuleType("requests")
-        if "urllib.request" not in sys.modules:
-            _lazy_module("urllib.request")
+        deferred = [_Deferred.install(name) for name in _FETCH_ONLY if name not in sys.modules]
         try:
             import premailer.premailer  # noqa: F401
         finally:
             if blank:
                 del sys.modules["requests"]
+            for module in deferred:
+                if sys.modules.get(module.__name__) is module:
+                    del sys.modules[module.__name__]
     from premailer import Premailer
 
     return Premailer
 
 
-def _lazy_module(name: str) -> None:
-    """Put a stand-in for module `name` in sys.modules that imports the real module the
-    first time any of its attributes is read, and then steps aside (sys.modules and the
-    parent package's attribute point to the real one). importlib.util.LazyLoader would be
-    the standard recipe, but on Python 3.11 the import statement itself reads `__spec__`
-    and so loads it at once."""
-    parent, _, child = name.rpartition(".")
+class _Deferred(types.ModuleType):
+    """A stand-in for a module that imports the real one the first time one of its
+    attributes is read, and hands that over. importlib.util.LazyLoader would be the
+    standard recipe, but on Python 3.11 the import statement itself reads `__spec__` of
+    a module found in sys.modules, which loads it at once."""
 
-    class _Deferred(types.ModuleType):
-        def __getattr__(self, attr: str) -> Any:
-            if sys.modules.get(name) is self:
-                del sys.modules[name]
-            real = importlib.import_module(name)  # also sets the parent's attribute
-            return getattr(real, attr)
+    @classmethod
+    def install(cls, name: str) -> _Deferred:
+        stand_in = cls(name)
+        sys.modules[name] = stand_in
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(importlib.import_module(parent), child, stand_in)  # what `import a.b` would have done
+        return stand_in
 
-    stand_in = _Deferred(name)
-    sys.modules[name] = stand_in
-    if parent:
-        setattr(importlib.import_module(parent), child, stand_in)  # what `import a.b` would have done
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attr)  # the import sets the parent's attribute
 
 
 class _NoNetwork:
