@@ -64,6 +64,7 @@ class SendReport:
     failures: list[Outcome] = field(default_factory=list)
     uncertain_list: list[Outcome] = field(default_factory=list)
     stopped: str | None = None  # the backend gave up: its words
+    in_flight: int = 0  # handed to the backend, outcome not returned yet
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -193,11 +194,23 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
                             display=display or str(subscribers), skip=ledger.sent_among)
-    reported: set[str] = set()  # outcomes the backend already gave through done() in this batch
+    reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
 
-    def on_outcome(outcome: Outcome) -> None:
+    def on_outcome(outcome: Outcome) -> None:  # may be called from a backend's sender thread
         reported.add(outcome.email)
         ledger.record_one(outcome)
+
+    def settle(outcomes: list[Outcome]) -> None:
+        fresh = []  # outcomes reported as they came (done) are buffered already; record the rest
+        for o in outcomes:
+            if o.email in reported:
+                reported.discard(o.email)
+            else:
+                fresh.append(o)
+        ledger.record(fresh, flush=True)
+        _tally(report, outcomes)
+        if progress is not None:
+            progress(report)
 
     if backend.reports_handoff:
         backend.on_handoff = ledger.mark_sending
@@ -219,31 +232,38 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
             if not todo:
                 continue
             if rate > 0:
-                ahead = report.started + report.attempted / rate - time.monotonic()
+                ahead = report.started + (report.attempted + report.in_flight) / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
             if not backend.reports_handoff:
                 ledger.mark_sending(todo)
+            report.in_flight += len(todo)
             try:
-                outcomes = backend.send_messages(todo)
+                outcomes = backend.submit(todo)  # may return before all of `todo` is settled
             except BackendError as e:
                 outcomes = list(getattr(e, "outcomes", []) or [])
                 report.stopped = str(e)
-            # outcomes reported as they came (backend.done) are buffered already; record the rest
-            ledger.record([o for o in outcomes if o.email not in reported], flush=True)
-            reported.clear()
-            _tally(report, outcomes)
-            if progress is not None:
-                progress(report)
+            report.in_flight -= len(outcomes)
+            settle(outcomes)
             if report.stopped:
                 break
+        if not report.stopped:
+            try:
+                outcomes = backend.finish()
+            except BackendError as e:
+                outcomes = list(getattr(e, "outcomes", []) or [])
+                report.stopped = str(e)
+            report.in_flight -= len(outcomes)
+            settle(outcomes)
     finally:
-        backend.on_handoff = backend.on_outcome = None
-        ledger.flush()
-        backend.close()
-        # rows this run marked but never resolved (backend stopped mid-batch): not known
-        report.uncertain += ledger.recover()
-        report.already_sent += report.stats.done  # rows the read passed over: `sent` before this run
+        try:
+            backend.close()  # first: a backend's sender thread must be done before its hooks go
+        finally:
+            backend.on_handoff = backend.on_outcome = None
+            ledger.flush()
+            # rows this run marked but never resolved (backend stopped mid-batch): not known
+            report.uncertain += ledger.recover()
+            report.already_sent += report.stats.done  # rows the read passed over: `sent` before this run
     return report
 
 

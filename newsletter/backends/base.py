@@ -75,6 +75,21 @@ class Backend(ABC):
     def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
         """Hand off one batch; return one Outcome per recipient, in the same order."""
 
+    def submit(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        """Hand off a batch, perhaps returning before all of it is settled (a backend that
+        overlaps its network wait with the send loop's reading of the next batch).
+
+        Returns the outcomes settled since the last call, of this batch or earlier ones;
+        `finish()` returns the rest. Such a backend reports hand-offs and outcomes (see
+        `reports_handoff`) as they happen, from whichever thread makes them, and `close()`
+        waits for a hand-off in flight. By default: `send_messages`, nothing left over.
+        """
+        return self.send_messages(recipients)
+
+    def finish(self) -> list[Outcome]:
+        """Wait for every hand-off `submit` started; return the outcomes it has not returned."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections. Safe to call twice."""
 

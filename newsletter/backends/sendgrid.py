@@ -29,10 +29,11 @@ import json
 import logging
 import re
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.header import Header
 from typing import TYPE_CHECKING, Any
 
@@ -284,6 +285,10 @@ class SendGridBackend(Backend):
         self._sleep: Callable[[float], object] = sleep if callable(sleep) else time.sleep
         self._builder: PayloadBuilder | None = None
         self._uncertain_streak = 0
+        self._pool: Any = None  # the sender thread of submit(), started on first use
+        self._in_flight: Any = None  # its Future: the request being posted
+        self._settled: list[Outcome] = []
+        self._settled_lock = threading.Lock()
         self.requests_made = 0  # HTTP requests posted, retries included
         from sendgrid import SendGridAPIClient  # imported here only: `newsletter --help` stays light
 
@@ -300,56 +305,128 @@ class SendGridBackend(Backend):
 
     def send_messages(self, recipients: Sequence[Recipient]) -> list[Outcome]:
         """Hand off `recipients` in requests of at most 1,000; one Outcome each, in order."""
+        builder = self._ready()
+        outcomes: list[Outcome | None] = [None] * len(recipients)
+
+        def settle(i: int, outcome: Outcome) -> None:
+            outcomes[i] = outcome
+
+        try:
+            for chunk in self._requests(builder, recipients, settle):
+                self._hand_off(builder, chunk, settle)
+        except SendGridError as e:
+            e.outcomes = [o for o in outcomes if o is not None]
+            raise
+        return [o for o in outcomes if o is not None]
+
+    # -- overlapped: the send loop's submit / finish ------------------------------
+    def submit(self, recipients: Sequence[Recipient]) -> list[Outcome]:
+        """Like send_messages, but each request is posted by a sender thread, so the send loop
+        reads, checks and builds the next batch while SendGrid answers this one.
+
+        At most one request is in flight: the next is handed over only once the previous
+        one is answered (so a batch's suppression check is at most one request older than
+        its hand-off), and the ledger's `sending` mark is still committed, in the sender
+        thread, right before its request is posted. Returns the outcomes settled since the
+        last call; finish() waits for the last request and returns the rest.
+        """
+        builder = self._ready()
+        for chunk in self._requests(builder, recipients, self._settle):
+            self._wait()  # the previous request answered (or its SendGridError raised here)
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sendgrid")
+            self._in_flight = self._pool.submit(self._hand_off, builder, chunk, self._settle)
+        return self._take()
+
+    def finish(self) -> list[Outcome]:
+        self._wait()
+        return self._take()
+
+    def close(self) -> None:
+        """Wait for a request in flight (its outcomes are reported as usual), stop the sender thread."""
+        try:
+            if self._in_flight is not None:
+                self._in_flight.exception()  # waits; an error here was already reported through done()
+                self._in_flight = None
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def _settle(self, _: int, outcome: Outcome) -> None:
+        with self._settled_lock:
+            self._settled.append(outcome)
+
+    def _take(self) -> list[Outcome]:
+        with self._settled_lock:
+            out, self._settled = self._settled, []
+        return out
+
+    def _wait(self) -> None:
+        future, self._in_flight = self._in_flight, None
+        if future is None:
+            return
+        try:
+            future.result()
+        except SendGridError as e:
+            e.outcomes = self._take()
+            raise
+
+    def _ready(self) -> PayloadBuilder:
         if self._builder is None:
             raise BackendError("SendGridBackend.open(message) must be called before send_messages")
-        builder = self._builder
-        outcomes: list[Outcome | None] = [None] * len(recipients)
-        chunk: list[tuple[int, dict[str, Any]]] = []
+        return self._builder
+
+    def _requests(self, builder: PayloadBuilder, recipients: Sequence[Recipient],
+                  settle: Callable[[int, Outcome], None]) -> Iterator[list[tuple[int, Recipient, dict[str, Any]]]]:
+        """The requests for `recipients`: (index, recipient, personalization) each, at most
+        per_request and 28 MB per request, no address twice in one. Readers who cannot be sent
+        at all (too many merge-field bytes) are settled `failed` here."""
+        chunk: list[tuple[int, Recipient, dict[str, Any]]] = []
         size = builder.base_bytes
         seen: set[str] = set()
-
-        def flush() -> None:
-            if self._uncertain_streak >= self.uncertain_limit:
-                raise SendGridError(f"SendGrid at {self.host} left {self._uncertain_streak} requests in a row "
-                                    f"unanswered; stopping (those readers are marked uncertain)",
-                                    outcomes=[o for o in outcomes if o is not None])
-            self.handoff([recipients[i] for i, _ in chunk])
-            try:
-                status, detail, remote = self._post(builder.request([p for _, p in chunk]))
-            except SendGridError as e:
-                # Refused or never received: nothing in this request was sent. `failed` with
-                # SendGrid's words, so the ledger shows why and a rerun tries them again.
-                words = "; ".join(e.lines())[:1000]
-                for i, _ in chunk:
-                    outcomes[i] = self.done(Outcome(recipients[i].email, "failed", words))
-                e.outcomes = [o for o in outcomes if o is not None]
-                raise
-            for i, _ in chunk:  # done(): the send loop records outcomes as backends report them
-                outcomes[i] = self.done(Outcome(recipients[i].email, status, detail, remote))
-
         for i, r in enumerate(recipients):
             p = builder.personalization(r)
             subs = substitution_bytes(p.get("substitutions") or {})
             if subs > MAX_SUBSTITUTION_BYTES:
-                outcomes[i] = self.done(Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} "
-                                                f"bytes as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}"
-                                                "-byte limit"))
+                settle(i, self.done(Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} "
+                                            f"bytes as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}"
+                                            "-byte limit")))
                 continue
             p_bytes = _json_bytes_bound(p, subs)
             if builder.base_bytes + p_bytes > MAX_REQUEST_BYTES:
-                outcomes[i] = self.done(Outcome(r.email, "failed",
-                                                "not sent: the message is over SendGrid's 30 MB limit"))
+                settle(i, self.done(Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB limit")))
                 continue
             key = r.email.lower()
             if chunk and (len(chunk) >= self.per_request or size + p_bytes > MAX_REQUEST_BYTES or key in seen):
-                flush()
+                yield chunk
                 chunk, size, seen = [], builder.base_bytes, set()
-            chunk.append((i, p))
+            chunk.append((i, r, p))
             size += p_bytes
             seen.add(key)
         if chunk:
-            flush()
-        return [o for o in outcomes if o is not None]
+            yield chunk
+
+    def _hand_off(self, builder: PayloadBuilder, chunk: list[tuple[int, Recipient, dict[str, Any]]],
+                  settle: Callable[[int, Outcome], None]) -> None:
+        """One request: mark its readers `sending` (handoff), post, report each outcome (done)."""
+        if self._uncertain_streak >= self.uncertain_limit:
+            raise SendGridError(f"SendGrid at {self.host} left {self._uncertain_streak} requests in a row "
+                                f"unanswered; stopping (those readers are marked uncertain)")
+        self.handoff([r for _, r, _ in chunk])
+        try:
+            status, detail, remote = self._post(builder.request([p for _, _, p in chunk]))
+        except SendGridError as e:
+            # Refused or never received: nothing in this request was sent. `failed` with
+            # SendGrid's words, so the ledger shows why and a rerun tries them again.
+            words = "; ".join(e.lines())[:1000]
+            for i, r, _ in chunk:
+                settle(i, self.done(Outcome(r.email, "failed", words)))
+            raise
+        for i, r, _ in chunk:  # done(): the send loop records outcomes as backends report them
+            settle(i, self.done(Outcome(r.email, status, detail, remote)))
 
     # -- posting --------------------------------------------------------------
     def _post(self, payload: dict[str, Any]) -> tuple[Status, str, str | None]:
