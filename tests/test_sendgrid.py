@@ -474,3 +474,48 @@ def test_a_reset_is_uncertain_even_when_sendgrid_took_nothing(config: Config, se
         assert [o.status for o in b.send_messages([reader(1)])] == ["uncertain"]
         assert b.requests_made == 1
     assert server.accepted_count == 0
+
+
+def test_submit_overlaps_our_next_batch_with_sendgrids_answer_one_request_in_flight(
+        config: Config, server: SendGridServer, api_key: str) -> None:
+    """The send loop's path: submit() returns once a request is on its way (posted from a
+    sender thread), so the next batch is read and built meanwhile; the next request waits for
+    the answer to the previous one; each request's readers are marked before it is posted."""
+    server.script(slow(0.6), slow(0.6), ok())
+    readers = [reader(i) for i in range(30)]
+    marks: list[tuple[int, int]] = []  # (readers marked, requests the server had got by then)
+    reported: list[str] = []
+    with backend(config) as b:
+        b.on_handoff = lambda rs: marks.append((len(rs), len(server.requests)))
+        b.on_outcome = lambda o: reported.append(o.email)
+        b.open(message())
+        t0 = time.monotonic()
+        first = b.submit(readers[:10])
+        assert time.monotonic() - t0 < 0.4 and first == [], "returned while SendGrid was still answering"
+        second = b.submit(readers[10:20])  # waits for the answer to the first request only
+        assert 0.5 < time.monotonic() - t0 < 1.1
+        assert [o.email for o in second] == [r.email for r in readers[:10]]
+        third = b.submit(readers[20:30])
+        rest = b.finish()
+    assert [o.email for o in third + rest] == [r.email for r in readers[10:30]]
+    assert {o.status for o in first + second + third + rest} == {"sent"}
+    assert marks == [(10, 0), (10, 1), (10, 2)]  # each marked before its request reached SendGrid
+    assert reported == [r.email for r in readers]  # every outcome reported as it came
+    assert server.count_by_email() == {r.email: 1 for r in readers}
+
+
+def test_submit_stops_at_a_refusal_and_never_hands_off_the_next_request(
+        config: Config, server: SendGridServer, api_key: str) -> None:
+    server.script(refuse(400, "The from object must be provided.", "from"))
+    readers = [reader(i) for i in range(20)]
+    handed: list[int] = []
+    with backend(config) as b:
+        b.on_handoff = lambda rs: handed.append(len(rs))
+        b.open(message())
+        assert b.submit(readers[:10]) == []
+        with pytest.raises(SendGridError) as err:
+            b.submit(readers[10:])
+    assert handed == [10]  # the second request was built but never marked nor posted
+    assert [o.email for o in err.value.outcomes] == [r.email for r in readers[:10]]
+    assert {o.status for o in err.value.outcomes} == {"failed"} and "from" in err.value.outcomes[0].detail
+    assert len(server.requests) == 1
