@@ -7,7 +7,6 @@ problems in a file are reported in one run, each as `FILE:LINE: field.path: mess
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +117,9 @@ def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[
             chk.add(bline, f"{bpath}.type", f"missing (one of: {', '.join(BLOCKS)})")
             continue
         if not isinstance(kind, str) or kind not in BLOCKS:  # a list or mapping here is unhashable
-            hint = difflib.get_close_matches(str(kind), list(BLOCKS), n=1)
+            from difflib import get_close_matches  # a mistake's near miss; not on every build
+
+            hint = get_close_matches(str(kind), list(BLOCKS), n=1)
             msg = f"unknown block type '{kind}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(BLOCKS)}"
             chk.add(line_of(block, "type"), f"{bpath}.type", msg)

@@ -8,7 +8,6 @@ mean" for typos, and every problem in one run.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +56,9 @@ class Obj:
         out: dict[str, Any] = {}
         for key in value:
             if key not in self.fields:
-                hint = difflib.get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
+                from difflib import get_close_matches  # a mistake's near miss; not on every build
+
+                hint = get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
                 msg = f"unknown key '{key}'"
                 msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(self.fields)}"
                 chk.add(line_of(value, key), _join(path, key), msg)
@@ -214,7 +215,9 @@ def OneOf(*choices: str) -> Spec:  # noqa: N802
     """One of a fixed set of words, with a suggestion for a near miss."""
     def check(chk: Checker, value: Any, line: int | None, path: str) -> Any:
         if value not in choices:
-            hint = difflib.get_close_matches(str(value), choices, n=1)
+            from difflib import get_close_matches  # a mistake's near miss; not on every build
+
+            hint = get_close_matches(str(value), choices, n=1)
             msg = f"{value!r} is not one of: {', '.join(choices)}"
             if hint:
                 msg += f"; did you mean '{hint[0]}'?"
