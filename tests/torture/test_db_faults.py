@@ -34,6 +34,7 @@ from newsletter.config import load_config
 from newsletter.errors import NewsletterError
 from newsletter.secrets import SigningKeys
 from newsletter.send import send_issue
+from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, address, make_project, write_subscribers
 from tests.torture.accounting import account, ledger_rows
 from tests.torture.figures import count, size
@@ -242,3 +243,43 @@ def test_ledger_locked_longer_than_real_busy_timeout_cli(tmp_path: Path) -> None
     count("db faults survived", "locked by another writer (CLI, real 15 s timeout)")
     count("db fault messages", message[:90])
 
+
+
+def test_ledger_disk_full_during_a_sendgrid_send_then_rerun(tmp_path: Path) -> None:
+    """The same through SendGrid, whose requests go out from a sender thread: the failure must
+    still stop the send cleanly, with every request SendGrid accepted in the ledger."""
+    n, batch = size(1000, 10_000), 20
+    key = "SG.torture-db-" + "d" * 40
+    env = {**ENV, "SENDGRID_API_KEY": key}
+    with SendGridServer(key, validate=False, record="emails") as server, tmpfs(tmp_path / "small", 192) as disk:
+        database = disk / "state.db"
+        root = make_project(tmp_path / "p", subscribers=n)
+        cfg = root / "newsletter.toml"
+        cfg.write_text(cfg.read_text().replace('database = ".newsletter/state.db"', f'database = "{database}"')
+                       .replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
+                       .replace("batch_size = 500", f"batch_size = {batch}"))
+
+        def send() -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml", "--backend",
+                                   "sendgrid", "--yes"], cwd=root, env={**os.environ, **env}, capture_output=True,
+                                  text=True, timeout=300)
+
+        r = send()
+        message = _clean_stop(r, "full")
+        got = server.count_by_email()
+        assert 0 < len(got) < n, len(got)
+        rows = ledger_rows(database, SLUG)
+        unrecorded = [e for e in got if rows.get(e, ("",))[0] not in ("sent", "sending", "uncertain")]
+        assert not unrecorded, f"accepted by SendGrid but not in the ledger: {unrecorded[:10]}"
+        remount(disk, "size=64m")
+        r = send()
+        assert "Traceback" not in r.stderr, r.stderr[-3000:]
+        a = account([address(i) for i in range(n)], server.count_by_email(), ledger_rows(database, SLUG))
+        assert r.returncode == (1 if a.uncertain else 0), r.stderr[-2000:]
+        assert not a.problems, a.problems
+        assert a.lost == 0 and a.duplicated == 0 and a.failed == 0 and a.sent + a.uncertain == n
+        assert a.uncertain <= 2 * batch, a.as_dict()  # at most the requests in flight when the disk filled
+    for k, v in a.as_dict().items():
+        count("db fault accounting (disk full, sendgrid)", k, v)
+    count("db faults survived", "disk full (tmpfs), sendgrid backend")
+    count("db fault messages", message[:90])
