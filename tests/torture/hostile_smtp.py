@@ -1,11 +1,12 @@
 """A hostile SMTP server: tests/smtp_server.py's aiosmtpd server, misbehaving at random.
 
 At configurable rates (per transaction, drawn from a seeded RNG) it answers 421 / 451 /
-452 / 550 at RCPT, 451 / 552 at the end of DATA, drops the connection before DATA (at
-RCPT), during DATA (after its 354, while the body streams in) and after DATA (the
-message is taken and logged, then the connection is cut before the reply), stalls past
-the client's timeout (before DATA: nothing taken; after DATA: taken, as a real MTA that
-has the final "." would deliver, but answered too late), and greets slowly.
+452 / 550 at RCPT (and now and then a reply that is not SMTP at all, or a 9 kB line),
+451 / 552 at the end of DATA, drops the connection before DATA (at RCPT), during DATA
+(after its 354, while the body streams in) and after DATA (the message is taken and
+logged, then the connection is cut before the reply), stalls past the client's timeout
+(before DATA: nothing taken; after DATA: taken, as a real MTA that has the final "."
+would deliver, but answered too late), and greets slowly.
 
 Its own log is the truth the ledger is compared with: `deliveries` (inherited) holds
 every message it took, `refusals[address]` the last permanent refusal it gave, and
@@ -31,6 +32,8 @@ KINDS = {
     "rcpt_550": "550 5.1.1 User unknown in virtual mailbox table",
     "drop_before_data": "",
     "stall_before_data": "",
+    "garbage_reply": "ohai, this is not SMTP",
+    "overlong_reply": "451-" + "x" * 9000,
     "drop_during_data": "",
     "data_451": "451 4.7.1 Greylisted, come back later",
     "data_552": "552 5.3.4 Message size exceeds fixed maximum message size",
@@ -38,13 +41,14 @@ KINDS = {
     "stall_after_data": "",
 }
 RCPT_KINDS = ("rcpt_421", "rcpt_451", "rcpt_452", "rcpt_550", "drop_before_data", "stall_before_data",
-              "drop_during_data")
+              "garbage_reply", "overlong_reply", "drop_during_data")
 DATA_KINDS = ("data_451", "data_552", "drop_after_data", "stall_after_data")
 PERMANENT = ("rcpt_550", "data_552")
 
 DEFAULT_RATES = {
     "rcpt_421": 0.015, "rcpt_451": 0.02, "rcpt_452": 0.015, "rcpt_550": 0.015,
     "drop_before_data": 0.015, "stall_before_data": 0.0, "drop_during_data": 0.015,
+    "garbage_reply": 0.005, "overlong_reply": 0.005,
     "data_451": 0.02, "data_552": 0.01, "drop_after_data": 0.01, "stall_after_data": 0.0,
 }
 
@@ -86,7 +90,7 @@ class _HostileHandler(_Handler):
         with s.lock:
             s.attempts[key] += 1
         kind = s._draw(RCPT_KINDS, key)
-        if kind in ("rcpt_421", "rcpt_451", "rcpt_452", "rcpt_550"):
+        if kind in ("rcpt_421", "rcpt_451", "rcpt_452", "rcpt_550", "garbage_reply", "overlong_reply"):
             if kind == "rcpt_550":
                 with s.lock:
                     s.refusals[key] = KINDS[kind]
