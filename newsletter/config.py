@@ -89,6 +89,7 @@ class Config:
     smtp: dict[str, Any] = field(default_factory=dict)
     sendgrid: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
+    batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
 
     def web_url(self, slug: str) -> str:
         """Where the view-in-browser version of an issue is published."""
@@ -156,6 +157,7 @@ def load_config(path: Path | None = None) -> Config:
         backend=send.get("backend") or "outbox",
         rate=send.get("rate") or 0,
         batch_size=send.get("batch_size") or 500,
+        batch_size_set=send.get("batch_size") is not None,
         smtp={k: x for k, x in (v["smtp"] or {}).items() if x is not None},
         sendgrid={k: x for k, x in (v["sendgrid"] or {}).items() if x is not None},
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
