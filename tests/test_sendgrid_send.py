@@ -28,17 +28,19 @@ def server() -> Iterator[SendGridServer]:
         yield sg
 
 
-def project(root: Path, server: SendGridServer, subscribers: int, *, batch_size: int = 1000,
+def project(root: Path, server: SendGridServer, subscribers: int, *, batch_size: int | None = 1000,
             timeout: int = 10) -> Path:
+    """batch_size None: no [send] batch_size line at all (the backend's own choice)."""
     make_project(root, subscribers=subscribers)
     path = root / "newsletter.toml"
     text = path.read_text(encoding="utf-8")
     text = text.replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
-    text = text.replace("batch_size = 500", f"batch_size = {batch_size}")
+    assert "batch_size = 500\n" in text
+    text = text.replace("batch_size = 500\n", f"batch_size = {batch_size}\n" if batch_size else "")
     head, _, tail = text.partition("[sendgrid]")
     tail = tail.replace("timeout = 30", f"timeout = {timeout}", 1)
     path.write_text(head + "[sendgrid]" + tail, encoding="utf-8")
-    assert server.url in path.read_text() and f"batch_size = {batch_size}" in path.read_text()
+    assert server.url in path.read_text() and (f"batch_size = {batch_size}" in path.read_text()) == bool(batch_size)
     return root
 
 
@@ -75,6 +77,16 @@ def test_2500_readers_in_3_requests_each_exactly_once_and_a_rerun_sends_nothing(
     code, out, err = send(root)  # resumable: nothing left to send
     assert code == 0, out + err
     assert len(server.requests) == 3 and "nothing to send" in out
+
+
+def test_without_a_batch_size_each_request_is_filled_to_1000(tmp_path: Path, server: SendGridServer) -> None:
+    """[send] batch_size not set: the SendGrid backend's own batch, one full request each
+    (half the round trips of the general default of 500)."""
+    root = project(tmp_path / "p", server, 2100, batch_size=None)
+    code, out, err = send(root)
+    assert code == 0, out + err
+    assert [r.personalizations for r in server.requests] == [1000, 1000, 100]
+    assert server.count_by_email() == {address(i): 1 for i in range(2100)}
 
 
 def test_a_400_stops_the_send_with_sendgrids_words_and_a_rerun_finishes(tmp_path: Path,

@@ -45,6 +45,9 @@ class Backend(ABC):
     #: recipients `sending`, and a kill leaves at most the ones in flight `uncertain`.
     #: Otherwise the send loop marks a whole batch `sending` before `send_messages`.
     reports_handoff: bool = False
+    #: Readers per batch this backend works best with, used when [send] batch_size is not
+    #: set (None: the general default, 500). SendGrid: 1,000, one full request per batch.
+    batch_size: int | None = None
     #: Set by the send loop (the ledger's mark); None outside a recorded send.
     on_handoff: Callable[[Sequence[Recipient]], None] | None = None
     #: Set by the send loop: a backend that reports hand-offs also reports each outcome as

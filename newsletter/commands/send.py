@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from newsletter.config import BACKENDS, Config
 from newsletter.errors import SendError
 from newsletter.secrets import MissingSecret, SigningKeys, signing_keys
 from newsletter.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
+
+if TYPE_CHECKING:
+    from newsletter.backends.base import Backend
 
 SAMPLES = 3
 SHOW_ROWS = 20
@@ -134,7 +138,7 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     progress = _Progress(plan.to_send)
     try:
         return send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
-                          rate=config.rate if rate is None else rate, batch_size=config.batch_size,
+                          rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
                           total=plan.to_send, progress=progress, display=_display(csv_path))
     finally:
         progress.close()
@@ -158,7 +162,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
     progress = _Progress(size, by_bytes=True)
     try:
         report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
-                            rate=config.rate if rate is None else rate, batch_size=config.batch_size,
+                            rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
                             progress=progress, display=_display(csv_path))
     finally:
         progress.close()
@@ -172,6 +176,11 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         _nothing_to_send(report.uncertain_held, issue)
         return None
     return report
+
+
+def _batch_size(config: Config, backend: Backend) -> int:
+    """[send] batch_size if set, else the backend's own preference (SendGrid: a full request)."""
+    return config.batch_size if config.batch_size_set or not backend.batch_size else backend.batch_size
 
 
 def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
