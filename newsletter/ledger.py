@@ -92,9 +92,10 @@ class Ledger:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 marks = ",".join("?" * len(chunk))
-                found.update(k for (k,) in self.conn.execute(
+                rows = self.conn.execute(
                     f"SELECT email FROM ledger WHERE issue = ? AND status = 'sent' AND email IN ({marks})",
-                    (self.issue, *chunk)))
+                    (self.issue, *chunk)).fetchall()
+                found.update(r[0] for r in rows)
         return found
 
     def counts(self) -> dict[str, int]:
