@@ -80,6 +80,24 @@ def _finish(root: Path, backend: str) -> tuple[int, str]:
     return proc.returncode, out.decode() + err.decode()
 
 
+def _resend_uncertain(root: Path, backend: str, everyone: list[str], counts: Callable[[], dict[str, int]],
+                      label: str) -> None:
+    """--resend-uncertain: the user's explicit choice. Only readers the ledger called uncertain
+    may get a second copy (knowingly); afterwards everyone has the issue."""
+    rows = ledger_rows(root / ".newsletter" / "state.db", SLUG)
+    uncertain = {e for e, (status, _) in rows.items() if status == "uncertain"}
+    before = dict(counts())
+    proc = _start(root, backend, "--resend-uncertain")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and b"Traceback" not in err, err.decode()[-2000:]
+    after = counts()
+    assert {e for e in everyone if after.get(e, 0) != before.get(e, 0)} == uncertain
+    assert all(after.get(e, 0) >= 1 for e in everyone), "someone still without the issue"
+    knowingly = sum(1 for e in uncertain if after.get(e, 0) > 1)
+    count(f"kill accounting ({label})", "resent with --resend-uncertain", len(uncertain))
+    count(f"kill accounting ({label})", "second copies, knowingly (--resend-uncertain)", knowingly)
+
+
 def _check(a: Accounting, n: int, label: str, kills: int, uncertain_per_kill: int, cut: int) -> None:
     assert not a.problems, a.problems
     assert a.lost == 0 and a.duplicated == 0
@@ -110,6 +128,8 @@ def test_sigkill_smtp_send_at_random_moments(tmp_path: Path) -> None:
                     ledger_rows(root / ".newsletter" / "state.db", SLUG))
         assert code == (1 if a.uncertain else 0), output[-2000:]
         _check(a, n - len(suppressed), "smtp", done, 2, server.faults["drop_after_data"])
+        _resend_uncertain(root, "smtp", [address(i) for i in range(n) if address(i) not in suppressed],
+                          server.counts, "smtp")
     count("kills survived", "smtp", done)
     count("suppressed readers never mailed", "smtp kill test", len(suppressed))
     count("kills survived", "smtp (mid-send)", mid)
@@ -140,6 +160,8 @@ def test_sigkill_sendgrid_send_at_random_moments(tmp_path: Path) -> None:
                     ledger_rows(root / ".newsletter" / "state.db", SLUG))
         assert code == (1 if a.uncertain else 0), output[-2000:]
         _check(a, n - len(suppressed), "sendgrid", done, batch, batch * server.faults["reset_after_accept"])
+        _resend_uncertain(root, "sendgrid", [address(i) for i in range(n) if address(i) not in suppressed],
+                          server.count_by_email, "sendgrid")
     count("kills survived", "sendgrid", done)
     count("suppressed readers never mailed", "sendgrid kill test", len(suppressed))
     count("kills survived", "sendgrid (mid-send)", mid)
