@@ -264,9 +264,10 @@ def inline_css(html: str) -> str:
 
 
 #: Modules cssutils imports only to fetch @import-ed sheets, which a build never does:
-#: urllib.request (with http.client, ssl) and importlib.metadata (for its User-Agent),
-#: ~20 ms of a build's imports. (encutils imports email.message itself.) See _import_premailer.
-_FETCH_ONLY = ("urllib.request", "importlib.metadata")
+#: urllib.request (with http.client, ssl), importlib.metadata (for its User-Agent),
+#: encutils and email.message (for Google App Engine; with socket): ~25 ms of a build's
+#: imports. See _import_premailer.
+_FETCH_ONLY = ("urllib.request", "importlib.metadata", "encutils", "email.message")
 
 
 def _import_premailer() -> Any:
