@@ -289,6 +289,11 @@ def _import_premailer() -> Any:
         deferred = [_Deferred.install(name) for name in _FETCH_ONLY if name not in sys.modules]
         try:
             import premailer.premailer  # noqa: F401
+        except Exception:
+            # A premailer/cssutils release that needs these modules at import time: forget
+            # the half-imported packages and fall back to the ordinary import below.
+            for name in [n for n in sys.modules if n.split(".")[0] in ("premailer", "cssutils", "encutils")]:
+                del sys.modules[name]
         finally:
             if blank:
                 del sys.modules["requests"]

@@ -457,3 +457,30 @@ def test_build_loads_neither_babel_nor_urllib_request_and_both_still_work(projec
     r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["[]", "/a%20b", "True True", "True module", "True module"]
+
+
+def test_premailer_import_shortcut_falls_back_to_the_ordinary_import() -> None:
+    """If a premailer/cssutils release needed `requests` at import time, the build must not break."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent('''
+        import builtins, sys, types
+        import newsletter.render as r
+        real, hits = builtins.__import__, []
+        def fake(name, *a, **k):
+            req = sys.modules.get("requests")
+            if name == "cssutils" and not hits and req is not None and not hasattr(req, "Session"):
+                hits.append(name)
+                raise ImportError("simulated: needs requests at import time")
+            return real(name, *a, **k)
+        builtins.__import__ = fake
+        P = r._import_premailer()
+        builtins.__import__ = real
+        assert hits == ["cssutils"], hits
+        assert P.__name__ == "Premailer" and hasattr(sys.modules["requests"], "Session")
+        print("ok")
+    ''')
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
