@@ -257,7 +257,7 @@ def test_ledger_disk_full_during_a_sendgrid_send_then_rerun(tmp_path: Path) -> N
         cfg = root / "newsletter.toml"
         cfg.write_text(cfg.read_text().replace('database = ".newsletter/state.db"', f'database = "{database}"')
                        .replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
-                       .replace("batch_size = 500", f"batch_size = {batch}"))
+                       .replace("# batch_size = 500", f"batch_size = {batch}"))
 
         def send() -> subprocess.CompletedProcess[str]:
             return subprocess.run([sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml", "--backend",

@@ -148,7 +148,7 @@ def test_sigkill_sendgrid_send_at_random_moments(tmp_path: Path) -> None:
         root = make_project(tmp_path / "p", subscribers=n)
         path = root / "newsletter.toml"
         text = path.read_text().replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
-        text = text.replace("batch_size = 500", f"batch_size = {batch}")
+        text = text.replace("# batch_size = 500", f"batch_size = {batch}")
         path.write_text(text)
         suppressed = suppress_some(root / ".newsletter" / "state.db", (address(i) for i in range(0, n, 37)))
         done, mid = _kill_storm(root, "sendgrid", lambda: server.accepted_count, n, kills, rng, jitter=0.06)

@@ -45,7 +45,7 @@ def test_unsubscribes_during_a_send_are_honoured(tmp_path: Path) -> None:
     with HostileSMTPServer(rates={}, pipelining=True, delay=0.002) as server:
         root = make_project(tmp_path / "p", subscribers=n, smtp_port=server.port)
         cfg = root / "newsletter.toml"
-        cfg.write_text(cfg.read_text().replace("batch_size = 500", f"batch_size = {BATCH}"))
+        cfg.write_text(cfg.read_text().replace("# batch_size = 500", f"batch_size = {BATCH}"))
         config = load_config(cfg)
         keys = SigningKeys(SECRET.encode(), (), False)
         gone: set[str] = set()
