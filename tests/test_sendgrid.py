@@ -68,7 +68,8 @@ def write_config(folder: Path, host: str, *, timeout: int = 5, sandbox: bool = F
     if sandbox:
         text = text.replace("[sendgrid]\n", "[sendgrid]\nsandbox = true\n")
     if batch_size is not None:
-        text = re.sub(r"(?m)^batch_size = \d+", f"batch_size = {batch_size}", text)
+        text = re.sub(r"(?m)^# batch_size = \d+", f"batch_size = {batch_size}", text)
+        assert f"\nbatch_size = {batch_size} " in text
     assert f'host = "{host}"' in text
     path = folder / "newsletter.toml"
     path.write_text(text, encoding="utf-8")
