@@ -8,6 +8,12 @@ has the issue, the suppression list is asked right before the hand-off (so an
 unsubscribe that lands mid-send is honoured from the next batch on), and the ledger
 records `sending` before and the outcome after each hand-off (see ledger.py for why a
 kill -9 at any moment is then safe).
+
+Two things keep a big send cheap: rows the ledger already has as `sent` are passed over
+without validating their address again (read_subscribers' `skip`: a resume of 1,000 left
+out of a million reads the list, it does not re-check it), and a backend may overlap its
+network wait with our reading of the next batch (Backend.submit/finish: SendGrid posts from
+a sender thread, one request in flight, still marking each request's readers first).
 """
 
 from __future__ import annotations
