@@ -150,6 +150,18 @@ class _Connection:
         except (OSError, smtplib.SMTPException, AssertionError):
             self.drop()
 
+    def end_refused(self, replies: list[tuple[int, bytes]]) -> None:
+        """After MAIL/RCPT was refused: a DATA the server still accepted (354) is ended empty,
+        then the transaction is reset, so the connection can carry the next message."""
+        if len(replies) == 3 and replies[2][0] == 354 and self.smtp is not None:
+            try:
+                self.smtp.send(b".\r\n")
+                self.smtp.getreply()
+            except (OSError, smtplib.SMTPServerDisconnected):
+                self.drop()
+        if self.smtp is not None:
+            self.reset()
+
     def transact(self, r: Recipient, data: bytes) -> Outcome:
         """One attempt with `data` dot-stuffed and CRLF-terminated (`to_wire`). Returns
         sent/failed/uncertain, raises _Retry or _Unreachable."""
@@ -172,20 +184,9 @@ class _Connection:
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             self.drop()
             raise _Retry(f"connection lost before the message was sent: {e}") from None
-        refusal = None
-        for (code, msg), ok in zip(replies, ((250,), (250, 251), (354,)), strict=False):
-            if code not in ok:
-                refusal = (code, msg)
-                break
+        refusal = _refusal(replies)
         if refusal is not None:
-            if len(replies) == 3 and replies[2][0] == 354:  # DATA accepted despite a refusal: end it empty
-                try:
-                    smtp.send(b".\r\n")
-                    smtp.getreply()
-                except (OSError, smtplib.SMTPServerDisconnected):
-                    self.drop()
-            if self.smtp is not None:
-                self.reset()
+            self.end_refused(replies)
             return self._answer(r, *refusal)
         try:
             smtp.sock.sendall(data)  # type: ignore[union-attr]
@@ -264,17 +265,9 @@ class _Connection:
             except (OSError, smtplib.SMTPServerDisconnected):
                 self.drop()
                 return outcomes, retry, k
-            refusal = next(((c, m) for (c, m), ok in zip(replies, ((250,), (250, 251), (354,)), strict=True)
-                            if c not in ok), None)
+            refusal = _refusal(replies)
             if refusal is not None:
-                if replies[2][0] == 354:  # DATA accepted despite a refusal: end it empty
-                    try:
-                        smtp.send(b".\r\n")
-                        smtp.getreply()
-                    except (OSError, smtplib.SMTPServerDisconnected):
-                        self.drop()
-                if self.smtp is not None:
-                    self.reset()
+                self.end_refused(replies)
                 settle(k, *refusal)
                 k += 1
                 ready = None
@@ -478,3 +471,11 @@ class SMTPBackend(Backend):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def _refusal(replies: list[tuple[int, bytes]]) -> tuple[int, bytes] | None:
+    """The first refused reply of MAIL FROM / RCPT TO / DATA, or None if all were accepted."""
+    for (code, msg), ok in zip(replies, ((250,), (250, 251), (354,)), strict=False):
+        if code not in ok:
+            return code, msg
+    return None
