@@ -170,7 +170,8 @@ def _clean(value: str | None) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
-def _sniff_delimiter(header_line: str) -> str:
+def sniff_delimiter(header_line: str) -> str:
+    """`,`, `;` or tab: whichever the header row uses most (spreadsheets export all three)."""
     counts = {d: header_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
@@ -205,7 +206,7 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
     with f:
         lines = _decoded_lines(f, name, stats)
         first = next(lines, "")
-        reader = csv.reader(itertools.chain([first], lines), delimiter=_sniff_delimiter(first),
+        reader = csv.reader(itertools.chain([first], lines), delimiter=sniff_delimiter(first),
                             skipinitialspace=True)
         try:
             header = next(reader, None)

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from newsletter.db import email_key
 from newsletter.errors import InputError, Problem
-from newsletter.subscribers import EMAIL_HEADERS, normalise_address
+from newsletter.subscribers import EMAIL_HEADERS, normalise_address, sniff_delimiter
 from newsletter.suppressions import REASONS, Suppression, all_suppressions, suppress_many
 
 COLUMNS = ("email", "reason", "source", "detail", "created_at")
@@ -80,7 +80,7 @@ def read_import(path: Path, *, reason: str | None = None, display: str | None = 
         try:
             first = f.readline()
             f.seek(0)
-            reader = csv.reader(f, delimiter=_delimiter(first), skipinitialspace=True)
+            reader = csv.reader(f, delimiter=sniff_delimiter(first), skipinitialspace=True)
             header = [h.strip().lower() for h in next(reader, [])]
         except (csv.Error, UnicodeDecodeError) as e:
             raise InputError([Problem(name, 1, "", f"unreadable header (CSV, UTF-8 expected): {e}")]) from None
@@ -152,9 +152,3 @@ def read_import(path: Path, *, reason: str | None = None, display: str | None = 
 def apply_import(conn: sqlite3.Connection, plan: ImportPlan) -> int:
     """Suppress every planned row in one transaction; returns how many were new."""
     return suppress_many(conn, plan.rows)
-
-
-def _delimiter(header_line: str) -> str:
-    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
