@@ -125,6 +125,20 @@ def _classify(batch: list[Subscriber], statuses: dict[str, str], conn: sqlite3.C
             yield s, "new"
 
 
+def _passed_over(tally: Plan | SendReport, what: str) -> bool:
+    """Count a reader who is not sent to now (already sent, suppressed, held uncertain);
+    False for one to send. The plan and the send count the same way."""
+    if what == "sent":
+        tally.already_sent += 1
+    elif what == "suppressed":
+        tally.suppressed += 1
+    elif what == "held":
+        tally.uncertain_held += 1
+    else:
+        return False
+    return True
+
+
 def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, *,
               resend_uncertain: bool = False, samples: int = 0, display: str | None = None) -> Plan:
     """Count who would be sent to, without writing anything. `conn` None: no state yet."""
@@ -135,13 +149,7 @@ def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, 
     for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, conn, resend_uncertain):
-            if what == "sent":
-                plan.already_sent += 1
-            elif what == "suppressed":
-                plan.suppressed += 1
-            elif what == "held":
-                plan.uncertain_held += 1
-            else:
+            if not _passed_over(plan, what):
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
                 plan.resending_uncertain += what == "uncertain"
@@ -227,13 +235,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
             for s, what in _classify(batch, statuses, conn, resend_uncertain, ledger.lock):
-                if what == "sent":
-                    report.already_sent += 1
-                elif what == "suppressed":
-                    report.suppressed += 1
-                elif what == "held":
-                    report.uncertain_held += 1
-                else:
+                if not _passed_over(report, what):
                     todo.append(maker(s))
             if not todo:
                 continue
