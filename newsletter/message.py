@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.errors import InputError, Problem
 from newsletter.placeholders import PLACEHOLDER, Template
+from newsletter.tokens import make_token
 
 if TYPE_CHECKING:
     from newsletter.build import Built
@@ -146,8 +147,6 @@ def message_id(slug: str, email: str, domain: str, *, unique: bool = False) -> s
 def make_recipient(*, email: str, name: str, language: str, fields: Mapping[str, str], slug: str,
                    config: Config, keys: SigningKeys, fallback_name: str = "", unique_id: bool = False) -> Recipient:
     """Everything one reader's copy needs: signed unsubscribe link, headers, merge fields."""
-    from newsletter.tokens import make_token
-
     token = make_token(keys, email, config.list_id, language)
     url = config.unsubscribe_url(token)
     header = f"<{url}>"
