@@ -6,7 +6,7 @@ ledger ends with 1,000,000 `sent`) and finish in seconds; its time is printed be
 fresh send to the same 1,000 readers with an empty ledger. `status` is printed beside
 `status` of that small ledger.
 
-The big ledger is written once straight into SQLite (the schema is newsletter.db's own,
+The big ledger is written once straight into SQLite (the schema is newsletter.store.db's own,
 rows shaped like Ledger's) and copied before each run, since a run changes it.
 Goals: status < 1 s; the resumed send < 10 s.
 
@@ -39,7 +39,7 @@ RESUME_GOAL_S = 10.0
 
 def pristine_ledger(ctx: Context, slug: str, total: int, left: int) -> Path:
     """A state file whose ledger says `sent` for the first total-left readers; built once."""
-    from newsletter import db
+    from newsletter.store import db
 
     folder = ctx.work / "state"
     folder.mkdir(parents=True, exist_ok=True)

@@ -106,9 +106,9 @@ async def _load(port: int, paths: list[str]) -> tuple[float, dict[int, int]]:
 
 
 def run(ctx: Context, *, install: bool = True) -> list[Row]:
+    from newsletter.audience.secrets import SigningKeys
+    from newsletter.audience.tokens import make_token
     from newsletter.config import load_config
-    from newsletter.secrets import SigningKeys
-    from newsletter.tokens import make_token
 
     n = ctx.size(10_000, 300)
     runs = ctx.repeat(3, 1)

@@ -1,7 +1,7 @@
 """newsletter.toml: who sends, to which list, from which organisation, and where things live.
 
 Secrets never live here: the signing key, the SMTP password and the SendGrid key come
-from environment variables only (see `newsletter.secrets`).
+from environment variables only (see `newsletter.audience.secrets`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
+from newsletter.compose.source import Map
 from newsletter.errors import ConfigError, Problem
-from newsletter.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
-from newsletter.source import Map
 
 CONFIG_NAME = "newsletter.toml"
 LANGUAGES = ("en", "fr")

@@ -569,11 +569,11 @@ def measure(n: int, *, validate: bool, batch: int = 1000, issue: str = "2011-11-
     import re
     import tempfile
 
-    from newsletter.backends import get_backend
-    from newsletter.build import build_issue
+    from newsletter.audience.secrets import signing_keys
+    from newsletter.compose.build import build_issue
     from newsletter.config import load_config
-    from newsletter.message import make_recipient, prepare_message
-    from newsletter.secrets import signing_keys
+    from newsletter.deliver.backends import get_backend
+    from newsletter.deliver.message import make_recipient, prepare_message
 
     repo = Path(__file__).resolve().parents[1]
     key = "SG.measure-key"

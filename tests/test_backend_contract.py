@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.backends import Backend, Outcome, get_backend
-from newsletter.build import Built, build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.compose.build import Built, build_issue
 from newsletter.config import Config, load_config
+from newsletter.deliver.backends import Backend, Outcome, get_backend
+from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.errors import BackendError
-from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
-from newsletter.secrets import SigningKeys
 from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer

@@ -16,10 +16,10 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from newsletter import i18n
-from newsletter.build import build_issue
+from newsletter.compose import i18n
+from newsletter.compose.build import build_issue
+from newsletter.compose.render import default_theme
 from newsletter.config import load_config
-from newsletter.render import default_theme
 from tests.conftest import REPO, run
 
 EXAMPLES = {
@@ -281,7 +281,7 @@ def test_project_template_overrides_one_block_and_the_rest_falls_back(project: P
 
 @pytest.mark.parametrize("width", [20, 33, 47, 72])
 def test_text_wrapping_never_splits_a_placeholder(width: int) -> None:
-    from newsletter.markdown import to_text
+    from newsletter.compose.markdown import to_text
 
     body = "ab cd ef " + "Dear {{ name }}, [stop]({{ unsubscribe_url }}) and {{ email }}. " * 6
     text = to_text(body, width)
@@ -426,7 +426,7 @@ def test_premailer_is_imported_without_requests_and_leaves_no_trace(project: Pat
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from newsletter.build import build_issue; "
+    code = ("import sys; from pathlib import Path; from newsletter.compose.build import build_issue; "
             "from newsletter.config import load_config; "
             f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
             "write=False); print('requests' in sys.modules); import requests; print(callable(requests.get))")
@@ -441,7 +441,7 @@ def test_build_loads_neither_babel_nor_urllib_request_and_both_still_work(projec
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from newsletter.build import build_issue; "
+    code = ("import sys; from pathlib import Path; from newsletter.compose.build import build_issue; "
             "from newsletter.config import load_config; "
             f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
             "write=False); "
@@ -467,7 +467,7 @@ def test_premailer_import_shortcut_falls_back_to_the_ordinary_import() -> None:
 
     code = textwrap.dedent('''
         import builtins, sys, types
-        import newsletter.render as r
+        import newsletter.compose.render as r
         real, hits = builtins.__import__, []
         def fake(name, *a, **k):
             req = sys.modules.get("requests")

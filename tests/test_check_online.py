@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue
-from newsletter.check import check_online
+from newsletter.compose.build import build_issue
 from newsletter.config import load_config
+from newsletter.lint.check import check_online
 from tests.test_check import FIXTURES
 
 SEEN: list[tuple[str, str]] = []

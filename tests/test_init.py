@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from newsletter.compose.schema import Obj
 from newsletter.config import _SCHEMA
-from newsletter.schema import Obj
 from tests.conftest import run
 
 BIN = Path(sys.executable).parent

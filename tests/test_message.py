@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import read_token
 from newsletter.config import load_config
+from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient
+from newsletter.deliver.placeholders import Template
 from newsletter.errors import InputError
-from newsletter.message import PreparedMessage, Recipient, make_recipient
-from newsletter.placeholders import Template
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import read_token
 from tests.conftest import REPO
 
 KEYS = SigningKeys(b"k" * 32, (), False)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends.base import Outcome
-from newsletter.ledger import Ledger, issue_lock
-from newsletter.message import Recipient
-from newsletter.suppressions import suppress
+from newsletter.deliver.backends.base import Outcome
+from newsletter.deliver.message import Recipient
+from newsletter.store import db
+from newsletter.store.ledger import Ledger, issue_lock
+from newsletter.store.suppressions import suppress
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer

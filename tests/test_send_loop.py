@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends.outbox import OutboxBackend
-from newsletter.build import Built, build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.compose.build import Built, build_issue
 from newsletter.config import load_config
+from newsletter.deliver.backends.outbox import OutboxBackend
+from newsletter.deliver.message import Recipient
+from newsletter.deliver.send import make_plan, send_issue
 from newsletter.errors import BackendError
-from newsletter.message import Recipient
-from newsletter.secrets import SigningKeys
-from newsletter.send import make_plan, send_issue
-from newsletter.suppressions import suppress
+from newsletter.store import db
+from newsletter.store.suppressions import suppress
 from tests.sendkit import SLUG, address, make_project
 
 KEYS = SigningKeys(b"loop-test-key-0123456789abcdef", (), False)

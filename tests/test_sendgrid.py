@@ -19,17 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.backends import get_backend
-from newsletter.backends.sendgrid import (
+from newsletter.config import Config, load_config
+from newsletter.deliver.backends import get_backend
+from newsletter.deliver.backends.sendgrid import (
     ISSUE_ARG,
     MESSAGE_ID_ARG,
     SendGridBackend,
     SendGridError,
     build_payload,
 )
-from newsletter.config import Config, load_config
+from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
-from newsletter.message import PreparedMessage, Recipient
 from tests.conftest import REPO
 from tests.sendgrid_server import (
     SendGridServer,

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends import get_backend
-from newsletter.build import Built, build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import read_token
+from newsletter.compose.build import Built, build_issue
 from newsletter.config import Config, load_config
+from newsletter.deliver.backends import get_backend
+from newsletter.deliver.send import SendReport, send_issue
 from newsletter.errors import BackendError
-from newsletter.secrets import SigningKeys
-from newsletter.send import SendReport, send_issue
-from newsletter.suppressions import suppress
-from newsletter.tokens import read_token
+from newsletter.store import db
+from newsletter.store.suppressions import suppress
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer, free_port
 
@@ -227,7 +227,7 @@ def test_implicit_tls(tmp_path: Path) -> None:
 
 
 def _message(ctx: Ctx):  # noqa: ANN202
-    from newsletter.message import prepare_message
+    from newsletter.deliver.message import prepare_message
 
     return prepare_message(ctx.built)
 

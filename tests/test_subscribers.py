@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.subscribers import ReadStats, Rejected, Subscriber, read_subscribers
 from newsletter.errors import InputError
-from newsletter.subscribers import ReadStats, Rejected, Subscriber, read_subscribers
 from tests.conftest import REPO
 
 
@@ -136,7 +136,7 @@ def test_example_csv_is_valid() -> None:
 def test_skip_passes_over_sent_plain_addresses_and_validates_everything_else(tmp_path: Path) -> None:
     """A resumed send asks the ledger first: rows it says are `sent` are not validated again,
     but only plain ASCII addresses take that path, and duplicates are found across both paths."""
-    from newsletter.subscribers import Done, normalise_address
+    from newsletter.audience.subscribers import Done, normalise_address
 
     csv = tmp_path / "subs.csv"
     csv.write_text(

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from newsletter.config import Config, load_config
-from newsletter.secrets import SigningKeys
-from newsletter.suppressions import suppress
-from newsletter.tokens import make_token
+from newsletter.store import db
+from newsletter.store.suppressions import suppress
 from tests.webserver import one_click, request, serve_in_thread
 
 KEY = b"current-key-" + b"k" * 32

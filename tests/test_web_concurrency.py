@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
 from tests.sendkit import SLUG, address, make_project
 from tests.webserver import Answer, free_port, one_click, serve_in_process
 

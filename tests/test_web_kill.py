@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
 from tests.sendkit import make_project
 from tests.webserver import free_port, one_click
 

@@ -8,10 +8,10 @@ import shutil
 from email.message import EmailMessage
 from pathlib import Path
 
-from newsletter import db
+from newsletter.audience.secrets import SigningKeys
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.suppressions import is_suppressed
+from newsletter.store import db
+from newsletter.store.suppressions import is_suppressed
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer

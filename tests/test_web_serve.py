@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
 from tests.conftest import run
 from tests.webserver import free_port, one_click, request, serve_in_process
 
@@ -24,7 +24,7 @@ def test_serve_refuses_to_start_without_a_secret(project: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "newsletter", "serve", "--port", str(free_port())], cwd=project,
                        env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "NEWSLETTER_SECRET is not set" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "newsletter.web:app_factory",
+    r = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "newsletter.audience.web:app_factory",
                         "--port", str(free_port())], cwd=project, env=env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1 and "NEWSLETTER_SECRET is not set" in r.stderr

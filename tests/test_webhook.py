@@ -15,11 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from newsletter import db
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.web import create_app
+from newsletter.audience.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfigError
 from newsletter.config import Config, load_config
-from newsletter.secrets import SigningKeys
-from newsletter.web import create_app
-from newsletter.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfigError
+from newsletter.store import db
 from tests.webserver import request, serve_in_thread
 
 KEYS = SigningKeys(b"webhook-tests-key-" + b"k" * 20, (), False)
@@ -211,6 +211,6 @@ def test_public_key_forms(config: Config, private_key: ec.EllipticCurvePrivateKe
 
 
 def test_the_send_tags_messages_with_the_key_the_webhook_reads() -> None:
-    from newsletter.backends import sendgrid
+    from newsletter.deliver.backends import sendgrid
 
     assert sendgrid.ISSUE_ARG == ISSUE_ARG

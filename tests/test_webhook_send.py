@@ -16,9 +16,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests.conftest import run
 from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, make_project

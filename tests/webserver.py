@@ -21,8 +21,8 @@ from pathlib import Path
 
 import uvicorn
 
+from newsletter.audience.secrets import SigningKeys
 from newsletter.config import Config
-from newsletter.secrets import SigningKeys
 
 
 @dataclass
@@ -64,7 +64,7 @@ def one_click(port: int, path: str) -> Answer:
 @contextmanager
 def serve_in_thread(config: Config, keys: SigningKeys) -> Iterator[int]:
     """uvicorn serving create_app(config) in a thread; yields the port."""
-    from newsletter.web import create_app
+    from newsletter.audience.web import create_app
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

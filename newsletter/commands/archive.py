@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from newsletter.archive import build_archive
-from newsletter.check import display
 from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.editor.archive import build_archive
+from newsletter.lint.check import display
 
 
 @click.command("archive")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from newsletter.build import build_many, display_path, summary
 from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.compose.build import build_many, display_path, summary
 from newsletter.errors import InputError, Problem
 
 
@@ -55,7 +55,7 @@ def _expand(paths: tuple[Path, ...]) -> tuple[Path, ...]:
 
 def _issue_problems(issues: tuple[Path, ...]) -> list[Problem]:
     """With the config broken nothing can be rendered, but the issues can still be checked."""
-    from newsletter.issue import load_issue
+    from newsletter.compose.issue import load_issue
 
     problems: list[Problem] = []
     for path in issues:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from newsletter.build import build_issue
-from newsletter.check import check_online, lint
 from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.compose.build import build_issue
 from newsletter.errors import NewsletterError
+from newsletter.lint.check import check_online, lint
 
 
 @click.command("check")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from newsletter.check import display
 from newsletter.commands._common import reports_errors
-from newsletter.scaffold import init_project
+from newsletter.editor.scaffold import init_project
+from newsletter.lint.check import display
 
 
 @click.command("init")

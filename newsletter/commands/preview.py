@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.commands._common import config_option, get_config, reports_errors
-from newsletter.preview import serve
+from newsletter.editor.preview import serve
 
 
 @click.command("preview")

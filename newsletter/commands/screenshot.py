@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from newsletter.build import build_issue
-from newsletter.check import display
 from newsletter.commands._common import config_option, get_config, reports_errors
-from newsletter.screenshot import shots_dir, take_screenshots
+from newsletter.compose.build import build_issue
+from newsletter.editor.screenshot import shots_dir, take_screenshots
+from newsletter.lint.check import display
 
 
 @click.command("screenshot")

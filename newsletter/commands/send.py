@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from newsletter.build import Built, build_issue
+from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
 from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
+from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
 from newsletter.errors import SendError
-from newsletter.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
 
 if TYPE_CHECKING:
-    from newsletter.backends.base import Backend
+    from newsletter.deliver.backends.base import Backend
 
 SAMPLES = 3
 SHOW_ROWS = 20
@@ -53,9 +53,9 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
     """
-    from newsletter import db
-    from newsletter.backends import get_backend
-    from newsletter.ledger import issue_lock
+    from newsletter.deliver.backends import get_backend
+    from newsletter.store import db
+    from newsletter.store.ledger import issue_lock
 
     config = get_config(config_path, near=issue)
     backend_name = backend or config.backend
@@ -122,7 +122,7 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
                          keys: SigningKeys, resend_uncertain: bool, rate: float | None,
                          issue: Path) -> SendReport | None:
     """Show the plan, ask, send. None if there was nothing to send."""
-    from newsletter.backends import get_backend
+    from newsletter.deliver.backends import get_backend
 
     plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
                      display=_display(csv_path))
@@ -150,7 +150,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
     """--yes: send while reading the list (once: validating a million addresses twice was a
     fifth of a big send), then print the table the plan would have shown, from what the
     send counted. The progress bar follows the bytes of the list read. None if nothing was sent."""
-    from newsletter.backends import get_backend
+    from newsletter.deliver.backends import get_backend
 
     _print_header(built, backend_name, config)
     b = get_backend(backend_name, config)
@@ -192,7 +192,7 @@ def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
 
 def _gate(built: Built, *, refuse: bool) -> None:
     """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
-    from newsletter.check import has_errors, lint
+    from newsletter.lint.check import has_errors, lint
 
     findings = lint(built)
     errors = [f for f in findings if f.is_error]

@@ -39,8 +39,8 @@ def serve_command(host: str, port: int, development_key: bool, config_path: Path
     Needs NEWSLETTER_SECRET (the key the send signed its links with); keys listed in
     NEWSLETTER_OLD_SECRETS are still accepted. Put it behind your HTTPS reverse proxy at
     the [site] base_url of newsletter.toml. To run it under another ASGI server, use the
-    factory `newsletter.web:app_factory` (config from NEWSLETTER_CONFIG), e.g. with
-    several workers: `uvicorn --factory newsletter.web:app_factory --workers 4`.
+    factory `newsletter.audience.web:app_factory` (config from NEWSLETTER_CONFIG), e.g. with
+    several workers: `uvicorn --factory newsletter.audience.web:app_factory --workers 4`.
 
     \b
     Example:
@@ -48,8 +48,8 @@ def serve_command(host: str, port: int, development_key: bool, config_path: Path
     """
     import uvicorn
 
-    from newsletter.secrets import MissingSecret
-    from newsletter.web import create_app
+    from newsletter.audience.secrets import MissingSecret
+    from newsletter.audience.web import create_app
 
     config = get_config(config_path)
     if development_key and not _is_loopback(host):

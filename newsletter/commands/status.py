@@ -28,11 +28,11 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     Example:
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
     """
-    from newsletter import db
-    from newsletter.build import Built, _display
-    from newsletter.issue import load_issue
-    from newsletter.ledger import Ledger
-    from newsletter.send import make_plan
+    from newsletter.compose.build import Built, _display
+    from newsletter.compose.issue import load_issue
+    from newsletter.deliver.send import make_plan
+    from newsletter.store import db
+    from newsletter.store.ledger import Ledger
 
     config = get_config(config_path, near=issue)
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render

@@ -13,7 +13,7 @@ from newsletter.errors import InputError, NewsletterError, Problem
 
 
 def _connect(config_path: Path | None) -> sqlite3.Connection:
-    from newsletter import db
+    from newsletter.store import db
 
     config = get_config(config_path)
     return db.connect(config.database)
@@ -21,8 +21,8 @@ def _connect(config_path: Path | None) -> sqlite3.Connection:
 
 def _addresses(emails: tuple[str, ...]) -> list[str]:
     """Validated, normalised address keys; every bad one reported, none applied."""
-    from newsletter.db import email_key
-    from newsletter.subscribers import normalise_address
+    from newsletter.audience.subscribers import normalise_address
+    from newsletter.store.db import email_key
 
     keys: list[str] = []
     problems: list[Problem] = []
@@ -48,7 +48,7 @@ def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path 
     Example:
         newsletter unsubscribe someone@example.org --reason "asked by phone"
     """
-    from newsletter.suppressions import suppress_many
+    from newsletter.store.suppressions import suppress_many
 
     keys = _addresses(emails)
     conn = _connect(config_path)
@@ -75,7 +75,7 @@ def resubscribe_command(email: str, reason: str, yes: bool, config_path: Path | 
     Example:
         newsletter resubscribe someone@example.org --reason "asked by email on 2024-03-01"
     """
-    from newsletter.suppressions import resubscribe
+    from newsletter.store.suppressions import resubscribe
 
     (key,) = _addresses((email,))
     conn = _connect(config_path)
@@ -125,7 +125,7 @@ def list_command(only: str | None, config_path: Path | None) -> None:
     Example:
         newsletter suppressions list --reason bounced
     """
-    from newsletter.suppressions import all_suppressions
+    from newsletter.store.suppressions import all_suppressions
 
     conn = _connect(config_path)
     n = 0
@@ -151,8 +151,8 @@ def export_command(out: Path, config_path: Path | None) -> None:
     Example:
         newsletter suppressions export suppressions.csv
     """
-    from newsletter.suppressions import all_suppressions
-    from newsletter.suppressions_csv import export_csv, write_csv
+    from newsletter.audience.suppressions_csv import export_csv, write_csv
+    from newsletter.store.suppressions import all_suppressions
 
     conn = _connect(config_path)
     try:
@@ -185,7 +185,7 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
     Example:
         newsletter suppressions import sendgrid-bounces.csv --reason bounced
     """
-    from newsletter.suppressions_csv import apply_import, read_import
+    from newsletter.audience.suppressions_csv import apply_import, read_import
 
     plan = read_import(csv_file, reason=reason, display=str(csv_file))
     if dry_run:

@@ -93,8 +93,8 @@ def account(everyone: Iterable[str], delivered: Mapping[str, int] | Counter[str]
 
 def suppress_some(database: Path, emails: Iterable[str]) -> set[str]:
     """Put `emails` on the suppression list (as an unsubscribe would): they must never be mailed."""
-    from newsletter import db
-    from newsletter.suppressions import suppress_many
+    from newsletter.store import db
+    from newsletter.store.suppressions import suppress_many
 
     chosen = set(emails)
     conn = db.connect(database)

@@ -18,10 +18,10 @@ import atheris
 
 with atheris.instrument_imports(include=["newsletter"]):
     from newsletter import config as config_mod
-    from newsletter import issue as issue_mod
-    from newsletter import subscribers, tokens, webhook
+    from newsletter.audience import subscribers, tokens, webhook
+    from newsletter.audience.secrets import SigningKeys
+    from newsletter.compose import issue as issue_mod
     from newsletter.errors import InputError
-    from newsletter.secrets import SigningKeys
 
 KEYS = SigningKeys(b"atheris-signing-key-0123456789abcdef", (b"atheris-old-key-0123456789",), False)
 WORK = Path(tempfile.mkdtemp(prefix="atheris-"))

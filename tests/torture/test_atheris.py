@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from tests.conftest import REPO
 from tests.torture.figures import count, size
 from tests.torture.hostile import BASE_ISSUE

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends import get_backend
-from newsletter.build import build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.compose.build import build_issue
 from newsletter.config import load_config
+from newsletter.deliver.backends import get_backend
+from newsletter.deliver.send import send_issue
 from newsletter.errors import NewsletterError
-from newsletter.secrets import SigningKeys
-from newsletter.send import send_issue
+from newsletter.store import db
 from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, address, make_project, write_subscribers
 from tests.torture.accounting import account, ledger_rows

@@ -21,13 +21,13 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.build import build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import InvalidToken, TokenData, make_token, read_token
+from newsletter.compose.build import build_issue
+from newsletter.compose.issue import Issue, load_issue
 from newsletter.config import Config, load_config
+from newsletter.deliver.placeholders import PLACEHOLDER
 from newsletter.errors import InputError, NewsletterError
-from newsletter.issue import Issue, load_issue
-from newsletter.placeholders import PLACEHOLDER
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import InvalidToken, TokenData, make_token, read_token
 from tests.conftest import REPO, run
 from tests.torture.figures import count, fuzz_settings, no_hang
 from tests.torture.hostile import BASE_ISSUE, HOSTILE_STRINGS, assert_safe_html, hostile_text
@@ -369,7 +369,7 @@ def test_token_tampered(email: str, list_id: str, language: str, data: st.DataOb
 
 def test_token_env_keys_rotate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys from the environment: a token made under an old key verifies after rotation."""
-    from newsletter.secrets import signing_keys
+    from newsletter.audience.secrets import signing_keys
 
     monkeypatch.setenv("NEWSLETTER_SECRET", "first-key-0123456789abcdef")
     monkeypatch.delenv("NEWSLETTER_OLD_SECRETS", raising=False)
@@ -406,8 +406,8 @@ def csv_files(draw: st.DrawFn) -> bytes:
 @given(raw=csv_files())
 def test_subscriber_csv(tmp_path: Path, raw: bytes) -> None:
     """Rows come out valid (clean, unique, ASCII addresses) or rejected with their line; never a crash."""
-    from newsletter.db import email_key
-    from newsletter.subscribers import Rejected, Subscriber, read_subscribers
+    from newsletter.audience.subscribers import Rejected, Subscriber, read_subscribers
+    from newsletter.store.db import email_key
 
     path = tmp_path / "subscribers.csv"
     path.write_bytes(raw)

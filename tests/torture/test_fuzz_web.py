@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter import db
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
+from newsletter.audience.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import Config, load_config
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
-from newsletter.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from newsletter.store import db
 from tests.conftest import REPO
 from tests.torture.figures import count, fuzz_settings
 from tests.torture.hostile import hostile_text

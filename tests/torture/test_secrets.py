@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends import get_backend
-from newsletter.build import build_issue
+from newsletter.audience.secrets import signing_keys
+from newsletter.audience.tokens import make_token
+from newsletter.compose.build import build_issue
 from newsletter.config import load_config
+from newsletter.deliver.backends import get_backend
+from newsletter.deliver.send import send_issue
 from newsletter.errors import NewsletterError
-from newsletter.secrets import signing_keys
-from newsletter.send import send_issue
-from newsletter.tokens import make_token
+from newsletter.store import db
 from tests.conftest import run
 from tests.sendgrid_server import SendGridServer, refuse
 from tests.sendkit import SLUG, make_project

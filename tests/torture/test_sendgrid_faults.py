@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.backends import get_backend
-from newsletter.build import build_issue
+from newsletter.audience.secrets import SigningKeys
+from newsletter.compose.build import build_issue
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.send import SendReport, send_issue
+from newsletter.deliver.backends import get_backend
+from newsletter.deliver.send import SendReport, send_issue
+from newsletter.store import db
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
 from tests.torture.figures import count, size

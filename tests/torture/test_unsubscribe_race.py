@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.secrets import SigningKeys
-from newsletter.tokens import make_token
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.figures import count, size
 from tests.torture.hostile_smtp import HostileSMTPServer

@@ -25,9 +25,9 @@ from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.db import email_key
+from newsletter.deliver.placeholders import STANDARD_FIELDS
 from newsletter.errors import InputError, Problem
-from newsletter.placeholders import STANDARD_FIELDS
+from newsletter.store.db import email_key
 
 #: Header names accepted for the address column (compared case-insensitively).
 EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "mail")

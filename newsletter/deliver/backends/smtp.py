@@ -34,11 +34,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from newsletter.backends.base import Backend, Outcome
+from newsletter.audience.secrets import SMTP_PASSWORD_VAR, env_secret
 from newsletter.config import Config
+from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
-from newsletter.message import PreparedMessage, Recipient
-from newsletter.secrets import SMTP_PASSWORD_VAR, env_secret
 
 MAX_BACKOFF = 60.0
 

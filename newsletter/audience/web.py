@@ -8,10 +8,10 @@ An ASGI application (Starlette) with exactly these routes:
                                 answered with a plain 200, or the page's button answered
                                 with a confirmation page); `action=resubscribe` from that
                                 confirmation page lifts the suppression again
-    POST /webhooks/sendgrid     signed Event Webhook batches (see `newsletter.webhook`)
+    POST /webhooks/sendgrid     signed Event Webhook batches (see `newsletter.audience.webhook`)
 
 Run it with `newsletter serve`, or under any ASGI server:
-`NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.web:app_factory`.
+`NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.audience.web:app_factory`.
 
 The state file is shared with a running `newsletter send`: every write is one short
 `BEGIN IMMEDIATE` transaction, made off the event loop, on one connection that the
@@ -45,15 +45,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter import db, i18n
-from newsletter.config import Config, load_config
-from newsletter.db import DatabaseError, email_key, now, transaction
-from newsletter.errors import NewsletterError
-from newsletter.render import default_theme
-from newsletter.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.suppressions import suppress
-from newsletter.tokens import InvalidToken, read_token
-from newsletter.webhook import (
+from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
+from newsletter.audience.tokens import InvalidToken, read_token
+from newsletter.audience.webhook import (
     DEFAULT_MAX_AGE,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -62,8 +56,15 @@ from newsletter.webhook import (
     apply_events,
     parse_events,
 )
+from newsletter.compose import i18n
+from newsletter.compose.render import default_theme
+from newsletter.config import Config, load_config
+from newsletter.errors import NewsletterError
+from newsletter.store import db
+from newsletter.store.db import DatabaseError, email_key, now, transaction
+from newsletter.store.suppressions import suppress
 
-log = logging.getLogger("newsletter.web")
+log = logging.getLogger("newsletter.audience.web")
 
 CONFIG_VAR = "NEWSLETTER_CONFIG"
 DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
@@ -335,7 +336,7 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
 
 
 def app_factory() -> Starlette:
-    """For `uvicorn --factory newsletter.web:app_factory`: config from NEWSLETTER_CONFIG or the
+    """For `uvicorn --factory newsletter.audience.web:app_factory`: config from NEWSLETTER_CONFIG or the
     current folder, keys from the environment. Refuses to start, with one clear line, without them."""
     try:
         path = os.environ.get(CONFIG_VAR)

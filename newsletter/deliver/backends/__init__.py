@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import importlib
 
-from newsletter.backends.base import Backend, Outcome
 from newsletter.config import Config
+from newsletter.deliver.backends.base import Backend, Outcome
 from newsletter.errors import BackendError
 
 BACKENDS = {
-    "outbox": "newsletter.backends.outbox:OutboxBackend",
-    "smtp": "newsletter.backends.smtp:SMTPBackend",
-    "sendgrid": "newsletter.backends.sendgrid:SendGridBackend",
+    "outbox": "newsletter.deliver.backends.outbox:OutboxBackend",
+    "smtp": "newsletter.deliver.backends.smtp:SMTPBackend",
+    "sendgrid": "newsletter.deliver.backends.sendgrid:SendGridBackend",
 }
 
 

@@ -20,7 +20,7 @@ import html2text
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from newsletter.placeholders import protect, restore
+from newsletter.deliver.placeholders import protect, restore
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 

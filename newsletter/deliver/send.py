@@ -26,16 +26,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter import i18n
-from newsletter.backends.base import Backend, Outcome
-from newsletter.build import Built
-from newsletter.db import email_key
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
+from newsletter.compose import i18n
+from newsletter.compose.build import Built
+from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.errors import BackendError, SendError
-from newsletter.ledger import Ledger
-from newsletter.message import PreparedMessage, Recipient, make_recipient, prepare_message
-from newsletter.secrets import SigningKeys
-from newsletter.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
-from newsletter.suppressions import suppressed_among
+from newsletter.store.db import email_key
+from newsletter.store.ledger import Ledger
+from newsletter.store.suppressions import suppressed_among
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
 
@@ -331,7 +331,7 @@ def write_samples(built: Built, plan: Plan, keys: SigningKeys, folder: Path) -> 
 
 
 def _safe(email: str) -> str:
-    from newsletter.backends.outbox import file_name
+    from newsletter.deliver.backends.outbox import file_name
 
     return file_name(email)[:-4]
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from newsletter.db import email_key
+from newsletter.audience.subscribers import EMAIL_HEADERS, normalise_address, sniff_delimiter
 from newsletter.errors import InputError, Problem
-from newsletter.subscribers import EMAIL_HEADERS, normalise_address, sniff_delimiter
-from newsletter.suppressions import REASONS, Suppression, all_suppressions, suppress_many
+from newsletter.store.db import email_key
+from newsletter.store.suppressions import REASONS, Suppression, all_suppressions, suppress_many
 
 COLUMNS = ("email", "reason", "source", "detail", "created_at")
 MAX_PROBLEMS = 200  # reported one per line; counting goes on past this

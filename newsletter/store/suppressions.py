@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from newsletter.db import email_key, now, transaction
+from newsletter.store.db import email_key, now, transaction
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "dropped")
 

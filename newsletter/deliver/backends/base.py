@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from newsletter.config import Config
-    from newsletter.message import PreparedMessage, Recipient
+    from newsletter.deliver.message import PreparedMessage, Recipient
 
 #: sent: the server/ESP accepted it. failed: refused for good (5xx, 4xx other than rate
 #: limits), with the remote answer. uncertain: the hand-off may or may not have happened

@@ -31,14 +31,14 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
+from newsletter.audience.tokens import make_token
+from newsletter.deliver.placeholders import PLACEHOLDER, Template
 from newsletter.errors import InputError, Problem
-from newsletter.placeholders import PLACEHOLDER, Template
-from newsletter.tokens import make_token
 
 if TYPE_CHECKING:
-    from newsletter.build import Built
+    from newsletter.audience.secrets import SigningKeys
+    from newsletter.compose.build import Built
     from newsletter.config import Config
-    from newsletter.secrets import SigningKeys
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"

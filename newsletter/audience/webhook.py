@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.db import email_key, now, transaction
 from newsletter.errors import NewsletterError
+from newsletter.store.db import email_key, now, transaction
 
 #: The custom_args key carrying the issue id; SendGrid echoes custom args as top-level event keys.
 ISSUE_ARG = "newsletter_issue"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.compose.source import Map, Seq, line_of
+from newsletter.deliver.placeholders import PLACEHOLDER
 from newsletter.errors import Problem
-from newsletter.placeholders import PLACEHOLDER
-from newsletter.source import Map, Seq, line_of
 
 MISSING = object()
 
@@ -123,7 +123,7 @@ def Str(*, max_len: int = 10_000, single_line: bool = True, pattern: str | None 
 
 
 def Markdown(*, max_len: int = 100_000) -> Spec:  # noqa: N802
-    """Multi-line Markdown text; it is made safe when rendered (see newsletter.markdown)."""
+    """Multi-line Markdown text; it is made safe when rendered (see newsletter.compose.markdown)."""
     return Str(max_len=max_len, single_line=False)
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsletter.build import SAMPLE_RECIPIENT, Built
+from newsletter.compose.build import SAMPLE_RECIPIENT, Built
+from newsletter.deliver.placeholders import Template
 from newsletter.errors import NewsletterError
-from newsletter.placeholders import Template
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

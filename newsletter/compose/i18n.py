@@ -17,7 +17,7 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
-LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALE_DIR = Path(__file__).parents[1] / "locale"
 DOMAIN = "messages"
 
 

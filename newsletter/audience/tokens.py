@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from newsletter.secrets import SigningKeys
+from newsletter.audience.secrets import SigningKeys
 
 _DOMAIN = b"newsletter/unsubscribe/v1\n"
 MAX_TOKEN_LEN = 2048

@@ -20,11 +20,11 @@ import string
 import tempfile
 from pathlib import Path
 
+from newsletter.compose.render import default_theme
 from newsletter.config import CONFIG_NAME, EMAILISH, LANGUAGES, load_config
 from newsletter.errors import InputError, NewsletterError, Problem
-from newsletter.render import default_theme
 
-SCAFFOLD = Path(__file__).parent / "data" / "scaffold"
+SCAFFOLD = Path(__file__).parents[1] / "data" / "scaffold"
 #: What init writes until told the real one; `newsletter check` reports it (see check.py).
 PLACEHOLDER_ADDRESS = "1 Example Street, 00000 Example City, Country"
 
@@ -132,7 +132,7 @@ def init_project(target: Path, *, name: str = "My Organisation", sender: str = "
 
 def _verify(root: Path, issue: str) -> None:
     """The new project must load and build; an option that breaks it is the user's mistake."""
-    from newsletter.build import build_issue
+    from newsletter.compose.build import build_issue
 
     try:
         config = load_config(root / CONFIG_NAME)

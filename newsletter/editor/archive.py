@@ -23,10 +23,10 @@ from pathlib import Path
 
 import jinja2
 
-from newsletter.build import Built, build_issue
+from newsletter.compose.build import Built, build_issue
+from newsletter.compose.render import fill_web
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
-from newsletter.render import fill_web
 
 ATOM = "http://www.w3.org/2005/Atom"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url, kind_of
+from newsletter.compose.source import line_of, load_yaml_lenient
 from newsletter.errors import InputError, Problem
-from newsletter.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url, kind_of
-from newsletter.source import line_of, load_yaml_lenient
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LANGUAGES = ("en", "fr")

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.db import email_key, now, transaction
 from newsletter.errors import SendError
+from newsletter.store.db import email_key, now, transaction
 
 if TYPE_CHECKING:
-    from newsletter.backends.base import Outcome
-    from newsletter.message import Recipient
+    from newsletter.deliver.backends.base import Outcome
+    from newsletter.deliver.message import Recipient
 
 STATUSES = ("sending", "sent", "failed", "uncertain")
 

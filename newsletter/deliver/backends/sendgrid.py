@@ -38,14 +38,14 @@ from collections.abc import Callable, Iterator, Sequence
 from email.header import Header
 from typing import TYPE_CHECKING, Any
 
-from newsletter.backends.base import Backend, Outcome, Status
+from newsletter.audience.secrets import SENDGRID_KEY_VAR, env_secret
+from newsletter.deliver.backends.base import Backend, Outcome, Status
+from newsletter.deliver.placeholders import PLACEHOLDER, Template, fields_in
 from newsletter.errors import BackendError
-from newsletter.placeholders import PLACEHOLDER, Template, fields_in
-from newsletter.secrets import SENDGRID_KEY_VAR, env_secret
 
 if TYPE_CHECKING:
     from newsletter.config import Config
-    from newsletter.message import PreparedMessage, Recipient
+    from newsletter.deliver.message import PreparedMessage, Recipient
 
 DEFAULT_HOST = "https://api.sendgrid.com"
 DEFAULT_TIMEOUT = 30
@@ -54,7 +54,7 @@ MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
 MAX_REQUEST_BYTES = 28 * 1024 * 1024  # SendGrid's limit is 30 MB; keep a margin for headers and estimates
 MAX_CATEGORY_CHARS = 255
 #: custom_args keys; SendGrid echoes custom args as top-level keys of webhook events.
-ISSUE_ARG = "newsletter_issue"  # read back by newsletter.webhook
+ISSUE_ARG = "newsletter_issue"  # read back by newsletter.audience.webhook
 MESSAGE_ID_ARG = "newsletter_message_id"
 #: Headers SendGrid refuses to let a request set (its documentation), lower-cased.
 FORBIDDEN_HEADERS = frozenset(h.lower() for h in (

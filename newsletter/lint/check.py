@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from newsletter.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, Built
-from newsletter.placeholders import PLACEHOLDER, Template
-from newsletter.render import default_theme
-from newsletter.source import Map, Seq, load_yaml
+from newsletter.compose.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, Built
+from newsletter.compose.render import default_theme
+from newsletter.compose.source import Map, Seq, load_yaml
+from newsletter.deliver.placeholders import PLACEHOLDER, Template
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 WARN_BYTES = 90 * 1024
 SUBJECT_MAX = 80
 #: RFC 2606 reserves these for documentation: nothing real lives there.
@@ -401,8 +401,8 @@ def _sample_headers(built: Built) -> Any:
     import email.policy
 
     try:
-        from newsletter.message import make_recipient, prepare_message
-        from newsletter.secrets import DEVELOPMENT_KEY, SigningKeys
+        from newsletter.audience.secrets import DEVELOPMENT_KEY, SigningKeys
+        from newsletter.deliver.message import make_recipient, prepare_message
 
         keys = SigningKeys(DEVELOPMENT_KEY.encode(), (), True)
         language = built.issue.language or built.config.default_language
@@ -415,7 +415,7 @@ def _sample_headers(built: Built) -> Any:
 
 
 def _postal_address(ctx: _Context) -> Iterator[Finding]:
-    from newsletter.scaffold import PLACEHOLDER_ADDRESS
+    from newsletter.editor.scaffold import PLACEHOLDER_ADDRESS
 
     address = ctx.built.config.org_postal_address
     if address == PLACEHOLDER_ADDRESS:

@@ -25,12 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from newsletter import i18n
-from newsletter.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, build_issue
+from newsletter.compose import i18n
+from newsletter.compose.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, build_issue
+from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
+from newsletter.deliver.placeholders import Template
 from newsletter.errors import InputError, NewsletterError
-from newsletter.placeholders import Template
-from newsletter.render import default_theme
 
 HOST = "127.0.0.1"
 UNSUBSCRIBE_PREVIEW = "/unsubscribe-preview"
@@ -63,7 +63,7 @@ class State:
 
 def recipient_values(config: Config, email: str | None, language: str) -> tuple[str, dict[str, str]]:
     """(address, merge fields) of the subscriber `email`, or of the first subscriber, or a sample reader."""
-    from newsletter.subscribers import Subscriber, read_subscribers
+    from newsletter.audience.subscribers import Subscriber, read_subscribers
 
     path = config.subscribers
     chosen = None

@@ -15,10 +15,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.backends.base import Backend, Outcome
 from newsletter.config import Config
+from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.deliver.message import Recipient
 from newsletter.errors import BackendError
-from newsletter.message import Recipient
 
 
 def file_name(email: str) -> str:

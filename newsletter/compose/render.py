@@ -23,18 +23,18 @@ from typing import Any
 
 import jinja2
 
-from newsletter import i18n
+from newsletter.compose import i18n
+from newsletter.compose.issue import Issue
+from newsletter.compose.markdown import html_to_text, to_html, to_text
 from newsletter.config import Config
+from newsletter.deliver.placeholders import PLACEHOLDER, Recipient, protect, restore
 from newsletter.errors import InputError, Problem
-from newsletter.issue import Issue
-from newsletter.markdown import html_to_text, to_html, to_text
-from newsletter.placeholders import PLACEHOLDER, Recipient, protect, restore
 
 
 def default_theme() -> Path:
     """The bundled theme: packaged as newsletter/_theme in a wheel, top-level templates/ in a checkout."""
-    packaged = Path(__file__).parent / "_theme"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "templates"
+    packaged = Path(__file__).parents[1] / "_theme"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "templates"
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter.compose.issue import Issue, load_issue
 from newsletter.config import Config
+from newsletter.deliver.placeholders import STANDARD_FIELDS, Template
 from newsletter.errors import InputError, Problem
-from newsletter.issue import Issue, load_issue
-from newsletter.placeholders import STANDARD_FIELDS, Template
 
 if TYPE_CHECKING:
-    from newsletter.render import Rendered
+    from newsletter.compose.render import Rendered
 
 GMAIL_CLIP_BYTES = 102 * 1024
 #: Above this the summary warns that the next edit may cross Gmail's clip.
@@ -66,7 +66,7 @@ def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Buil
     """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
     started = time.perf_counter()
     issue = load_issue(issue_path, display=_display(issue_path))
-    from newsletter.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
+    from newsletter.compose.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
 
     rendered = render_issue(issue, config)
     out_dir = config.build_dir / issue.slug

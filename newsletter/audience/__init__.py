@@ -1,0 +1,1 @@
+"""Audience: who reads -- subscriber lists, signing keys and tokens, the unsubscribe web app, ESP webhooks."""
