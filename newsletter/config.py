@@ -15,6 +15,7 @@ from typing import Any
 from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
 from newsletter.compose.source import Map
 from newsletter.errors import ConfigError, Problem
+from newsletter.paths import display
 
 CONFIG_NAME = "newsletter.toml"
 LANGUAGES = ("en", "fr")
@@ -98,6 +99,10 @@ class Config:
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"
 
+    def language_of(self, issue: Any) -> str:
+        """The language an issue is written in: its own `language`, else the project's default."""
+        return issue.language or self.default_language
+
 
 def find_config(start: Path | None = None) -> Path:
     """The newsletter.toml in `start` or its nearest parent."""
@@ -113,7 +118,7 @@ def find_config(start: Path | None = None) -> Path:
 def load_config(path: Path | None = None) -> Config:
     """Read and validate newsletter.toml; raise ConfigError listing every problem."""
     path = (path or find_config()).resolve()
-    name = _display(path)
+    name = display(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -163,12 +168,6 @@ def load_config(path: Path | None = None) -> Config:
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
     )
 
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _with_lines(data: Any, text: str, prefix: str = "") -> Any:

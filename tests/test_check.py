@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
-from newsletter.lint.check import Finding, has_errors, lint, validate_mjml
+from newsletter.lint import Finding, has_errors, lint, validate_mjml
 from tests.conftest import REPO, run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check"

@@ -12,7 +12,7 @@ import pytest
 
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
-from newsletter.lint.check import check_online
+from newsletter.lint import check_online
 from tests.test_check import FIXTURES
 
 SEEN: list[tuple[str, str]] = []

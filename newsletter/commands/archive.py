@@ -8,7 +8,7 @@ import click
 
 from newsletter.commands._common import config_option, get_config, reports_errors
 from newsletter.editor.archive import build_archive
-from newsletter.lint.check import display
+from newsletter.paths import display
 
 
 @click.command("archive")

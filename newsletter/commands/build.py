@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from newsletter.commands._common import config_option, get_config, reports_errors
-from newsletter.compose.build import build_many, display_path, summary
+from newsletter.compose.build import build_many, summary
 from newsletter.errors import InputError, Problem
+from newsletter.paths import display
 
 
 @click.command("build")
@@ -60,7 +61,7 @@ def _issue_problems(issues: tuple[Path, ...]) -> list[Problem]:
     problems: list[Problem] = []
     for path in issues:
         try:
-            load_issue(path, display=display_path(path))
+            load_issue(path, display=display(path))
         except InputError as e:
             problems.extend(e.problems)
     return problems

@@ -10,7 +10,7 @@ import click
 from newsletter.commands._common import config_option, get_config, reports_errors
 from newsletter.compose.build import build_issue
 from newsletter.errors import NewsletterError
-from newsletter.lint.check import check_online, lint
+from newsletter.lint import check_online, lint
 
 
 @click.command("check")

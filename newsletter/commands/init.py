@@ -8,7 +8,7 @@ import click
 
 from newsletter.commands._common import reports_errors
 from newsletter.editor.scaffold import init_project
-from newsletter.lint.check import display
+from newsletter.paths import display
 
 
 @click.command("init")

@@ -9,7 +9,7 @@ import click
 from newsletter.commands._common import config_option, get_config, reports_errors
 from newsletter.compose.build import build_issue
 from newsletter.editor.screenshot import shots_dir, take_screenshots
-from newsletter.lint.check import display
+from newsletter.paths import display
 
 
 @click.command("screenshot")

@@ -15,6 +15,7 @@ from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
 from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
 from newsletter.errors import SendError
+from newsletter.paths import display
 
 if TYPE_CHECKING:
     from newsletter.deliver.backends.base import Backend
@@ -69,7 +70,7 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         conn = db.connect(config.database, readonly=True) if config.database.exists() else None
         try:
             plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain, samples=SAMPLES,
-                             display=_display(csv_path))
+                             display=display(csv_path))
         finally:
             if conn is not None:
                 conn.close()
@@ -78,7 +79,7 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
         if samples:
             click.echo(f"samples        {len(samples)} messages as they would be sent: "
-                       f"{_display(samples[0].parent)}/")
+                       f"{display(samples[0].parent)}/")
         _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
         return
@@ -125,7 +126,7 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     from newsletter.deliver.backends import get_backend
 
     plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
-                     display=_display(csv_path))
+                     display=display(csv_path))
     _print_header(built, backend_name, config)
     _print_plan(plan)
     b = get_backend(backend_name, config)  # bad settings fail here, before the question
@@ -139,7 +140,7 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     try:
         return send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
                           rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
-                          total=plan.to_send, progress=progress, display=_display(csv_path))
+                          total=plan.to_send, progress=progress, display=display(csv_path))
     finally:
         progress.close()
 
@@ -163,10 +164,10 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
     try:
         report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
                             rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
-                            progress=progress, display=_display(csv_path))
+                            progress=progress, display=display(csv_path))
     finally:
         progress.close()
-    plan = Plan(subscribers=_display(csv_path), stats=report.stats, to_send=report.attempted,
+    plan = Plan(subscribers=display(csv_path), stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
                 uncertain_held=report.uncertain_held)
     _print_plan(plan)
@@ -192,7 +193,7 @@ def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
 
 def _gate(built: Built, *, refuse: bool) -> None:
     """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
-    from newsletter.lint.check import has_errors, lint
+    from newsletter.lint import has_errors, lint
 
     findings = lint(built)
     errors = [f for f in findings if f.is_error]
@@ -219,12 +220,6 @@ def _announce_key(keys: SigningKeys) -> None:
                    "they will not work on the live site", err=True)
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
 
 def _lines(rows: list, limit: int = 8) -> str:
     nums = [str(r.line) for r in rows[:limit]]
@@ -233,7 +228,7 @@ def _lines(rows: list, limit: int = 8) -> str:
 
 
 def _print_header(built: Built, backend: str, config: Config) -> None:
-    where = {"outbox": f"writes .eml files to {_display(config.outbox_dir / built.slug)}/",
+    where = {"outbox": f"writes .eml files to {display(config.outbox_dir / built.slug)}/",
              "smtp": f"{config.smtp.get('host', 'localhost')}:{config.smtp.get('port', 25)}",
              "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
     click.echo(f"issue          {built.slug}: {built.issue.subject}")

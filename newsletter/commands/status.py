@@ -28,16 +28,17 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     Example:
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
     """
-    from newsletter.compose.build import Built, _display
+    from newsletter.compose.build import Built
     from newsletter.compose.issue import load_issue
     from newsletter.deliver.send import make_plan
+    from newsletter.paths import display
     from newsletter.store import db
     from newsletter.store.ledger import Ledger
 
     config = get_config(config_path, near=issue)
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
-    loaded = load_issue(issue, display=_display(issue))
+    loaded = load_issue(issue, display=display(issue))
     built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
     csv_path = (subscribers or config.subscribers).resolve()
     conn = db.connect(config.database, readonly=True) if config.database.exists() else None

@@ -23,6 +23,7 @@ from newsletter.compose.issue import Issue, load_issue
 from newsletter.config import Config
 from newsletter.deliver.placeholders import STANDARD_FIELDS, Template
 from newsletter.errors import InputError, Problem
+from newsletter.paths import display
 
 if TYPE_CHECKING:
     from newsletter.compose.render import Rendered
@@ -56,6 +57,10 @@ class Built:
     def slug(self) -> str:
         return self.issue.slug
 
+    @property
+    def language(self) -> str:
+        return self.config.language_of(self.issue)
+
     def sample_html_bytes(self) -> int:
         """Size of the HTML part with a realistic recipient filled in."""
         filled = Template(self.rendered.html, escape_html=True).fill(SAMPLE_RECIPIENT)
@@ -65,7 +70,7 @@ class Built:
 def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Built:
     """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
     started = time.perf_counter()
-    issue = load_issue(issue_path, display=_display(issue_path))
+    issue = load_issue(issue_path, display=display(issue_path))
     from newsletter.compose.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
 
     rendered = render_issue(issue, config)
@@ -90,8 +95,8 @@ def build_many(paths: Iterable[Path], config: Config) -> list[Built]:
             problems.extend(e.problems)
             continue
         if b.slug in seen:
-            problems.append(Problem(_display(path), None, "",
-                                    f"builds to the same folder as {_display(seen[b.slug])} (build/{b.slug}/)"))
+            problems.append(Problem(display(path), None, "",
+                                    f"builds to the same folder as {display(seen[b.slug])} (build/{b.slug}/)"))
             continue
         seen[b.slug] = path
         built.append(b)
@@ -140,7 +145,7 @@ def write_built(built: Built) -> None:
                 "preheader": built.issue.preheader,
                 "title": built.issue.title,
                 "date": built.issue.date.isoformat(),
-                "language": built.issue.language or built.config.default_language,
+                "language": built.language,
                 "fields": sorted(r.fields),
                 "web_url": built.config.web_url(built.slug),
             },
@@ -153,7 +158,7 @@ def write_built(built: Built) -> None:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{built.slug}.", dir=parent))
     except OSError as e:
-        raise InputError([Problem(_display(parent), None, "build_dir",
+        raise InputError([Problem(display(parent), None, "build_dir",
                                   f"cannot write the build here: {e.strerror or e}")]) from None
     try:
         for name, text in files.items():
@@ -167,7 +172,7 @@ def write_built(built: Built) -> None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError([Problem(_display(built.out_dir), None, "build_dir",
+        raise InputError([Problem(display(built.out_dir), None, "build_dir",
                                   f"cannot write the build here: {e.strerror or e}")]) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -183,9 +188,9 @@ def summary(built: Built) -> list[str]:
     size = built.sample_html_bytes()
     margin = (GMAIL_CLIP_BYTES - size) / 1024
     links = {u for u in _HREF.findall(r.html) if not u.startswith("{{")}
-    language = built.issue.language or built.config.default_language
+    language = built.language
     lines = [
-        f"built      {_display(built.out_dir)}/  ({', '.join(OUTPUTS)})  in {built.seconds:.2f} s",
+        f"built      {display(built.out_dir)}/  ({', '.join(OUTPUTS)})  in {built.seconds:.2f} s",
         f"subject    {built.issue.subject}",
         f"preheader  {built.issue.preheader or '-'}",
         f"content    {_n(len(built.issue.blocks), 'block')}, {_n(_count_images(built.issue.blocks), 'image')}, "
@@ -214,14 +219,3 @@ def _count_images(value: object) -> int:
         return sum(_count_images(v) for v in value)
     return 0
 
-
-def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    return _display(path)
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

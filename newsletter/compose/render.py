@@ -29,6 +29,7 @@ from newsletter.compose.markdown import html_to_text, to_html, to_text
 from newsletter.config import Config
 from newsletter.deliver.placeholders import PLACEHOLDER, Recipient, protect, restore
 from newsletter.errors import InputError, Problem
+from newsletter.paths import display
 
 
 def default_theme() -> Path:
@@ -148,7 +149,7 @@ def _display_url(url: str) -> str:
 def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
     """What every template sees. With `personal` False the templates leave out the reader's
     parts themselves; the build instead renders once and strips `nl-personal` (strip_personal)."""
-    language = issue.language or config.default_language
+    language = config.language_of(issue)
     web_url = config.web_url(issue.slug)
     links = dict(issue.links)
     return {
@@ -165,14 +166,14 @@ def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
 
 def render_mjml(issue: Issue, config: Config, *, personal: bool = True, env: jinja2.Environment | None = None) -> str:
     """The issue as MJML (email.mjml), before MRML and CSS inlining."""
-    language = issue.language or config.default_language
+    language = config.language_of(issue)
     env = env or environment(config, language)
     return _render(env, "email.mjml.j2", context(issue, config, personal=personal), config)
 
 
 def render_text(issue: Issue, config: Config, *, env: jinja2.Environment | None = None) -> str:
     """The text/plain part, with placeholders still in it."""
-    language = issue.language or config.default_language
+    language = config.language_of(issue)
     env = env or environment(config, language)
     text = _render(env, "email.txt.j2", context(issue, config, personal=True), config)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
@@ -185,13 +186,13 @@ def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any], config: Con
     except InputError:
         raise
     except jinja2.TemplateSyntaxError as e:
-        where = _display(e.filename or e.name or name)
+        where = display(e.filename or e.name or name)
         raise InputError([Problem(where, e.lineno, "template", f"syntax error: {e.message}")]) from None
     except jinja2.TemplateNotFound as e:
         file, line = _template_frame(e, name)
         raise InputError([Problem(file, line, "template", f"template not found: {e.name}")]) from None
     except _TemplateReadError as e:
-        raise InputError([Problem(_display(e.path), e.line, "template", e.message)]) from None
+        raise InputError([Problem(display(e.path), e.line, "template", e.message)]) from None
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError,
             ZeroDivisionError, RecursionError) as e:
         file, line = _template_frame(e, name)
@@ -203,15 +204,9 @@ def _template_frame(e: BaseException, fallback: str) -> tuple[str, int | None]:
     """The innermost template file and line in a Jinja2 traceback (Jinja2 rewrites frames to them)."""
     for frame in reversed(traceback.extract_tb(e.__traceback__)):
         if frame.filename.endswith(".j2"):
-            return _display(frame.filename), frame.lineno
+            return display(frame.filename), frame.lineno
     return fallback, None
 
-
-def _display(path: str) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except (ValueError, OSError):
-        return path
 
 
 def mjml_to_html(mjml: str) -> str:
@@ -234,7 +229,7 @@ def _compile(mjml: str, issue: Issue, config: Config) -> str:
 
 def _locate_mjml_error(issue: Issue, config: Config) -> Problem | None:
     """MRML's errors carry no position; compile each partial and block alone to name the culprit."""
-    language = issue.language or config.default_language
+    language = config.language_of(issue)
     env = environment(config, language)
     ctx = context(issue, config, personal=True)
     parts = [("partials/header.mjml.j2", "", ctx), ("partials/footer.mjml.j2", "", ctx)]
@@ -247,7 +242,7 @@ def _locate_mjml_error(issue: Issue, config: Config) -> Problem | None:
             mjml_to_html(f"<mjml><mj-body>{body}</mj-body></mjml>")
         except InputError as e:
             message = e.problems[0].message
-            return Problem(_display(template.filename or name), None, field or "template", message)
+            return Problem(display(template.filename or name), None, field or "template", message)
     return None
 
 
@@ -365,7 +360,7 @@ def _premailer(html: str) -> str:
 
 def render_issue(issue: Issue, config: Config) -> Rendered:
     """The whole pipeline for one issue."""
-    env = environment(config, issue.language or config.default_language)  # templates compiled once
+    env = environment(config, config.language_of(issue))  # templates compiled once
     mjml = render_mjml(issue, config, personal=True, env=env)
     html = inline_css(_compile(mjml, issue, config))
     web_html = fill_web(strip_personal(html), issue, config)  # one CSS-inlining pass, not two
@@ -391,7 +386,7 @@ def strip_personal(html: str) -> str:
 
 def fill_web(html: str, issue: Issue, config: Config) -> str:
     """The web version has no reader: merge fields take their neutral fallbacks."""
-    language = issue.language or config.default_language
+    language = config.language_of(issue)
     fallbacks = {"name": i18n.gettext(language, "reader"), "email": ""}
 
     def sub(m: re.Match[str]) -> str:

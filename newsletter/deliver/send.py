@@ -144,7 +144,7 @@ def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, 
     """Count who would be sent to, without writing anything. `conn` None: no state yet."""
     plan = Plan(subscribers=display or str(subscribers))
     ledger = Ledger(conn, built.slug) if conn is not None else None
-    rows = read_subscribers(subscribers, default_language=_language(built), stats=plan.stats,
+    rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
     for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
@@ -161,9 +161,6 @@ def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, 
 
 # --- recipients ---------------------------------------------------------------------------
 
-
-def _language(built: Built) -> str:
-    return built.issue.language or built.config.default_language
 
 
 class RecipientMaker:
@@ -206,7 +203,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
     maker = RecipientMaker(built, keys)
     if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
         batch_size = max(1, min(batch_size, int(rate // 10)))
-    rows = read_subscribers(subscribers, default_language=_language(built), stats=report.stats,
+    rows = read_subscribers(subscribers, default_language=built.language, stats=report.stats,
                             display=display or str(subscribers), skip=ledger.sent_among)
     reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
 
@@ -304,7 +301,7 @@ def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys
         raise SendError(f"--to {email}: this address is on the suppression list; it is never mailed")
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)
-    recipient = maker(Subscriber(email=email, name="", language=_language(built), fields={}, line=0))
+    recipient = maker(Subscriber(email=email, name="", language=built.language, fields={}, line=0))
     backend.open(message)
     try:
         return backend.send_messages([recipient])[0]

@@ -75,7 +75,7 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
 def _entry(b: Built) -> Entry:
     from babel.dates import format_date
 
-    language = b.issue.language or b.config.default_language
+    language = b.language
     return Entry(slug=b.slug, date=b.issue.date, title=fill_web(b.issue.subject, b.issue, b.config),
                  summary=fill_web(b.issue.preheader or "", b.issue, b.config),
                  url=b.config.web_url(b.slug), href=f"issues/{b.slug}/",

@@ -111,7 +111,7 @@ class Preview:
                 config = load_config(self.config_path)
                 self.config = config
                 built = build_issue(self.issue, config, write=False)
-                language = built.issue.language or config.default_language
+                language = built.language
                 to, values = recipient_values(config, self.recipient, language)
                 new.subject = Template(built.issue.subject).fill(values)
                 new.preheader = Template(built.issue.preheader or "").fill(values)
