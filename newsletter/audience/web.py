@@ -40,8 +40,8 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -192,7 +192,13 @@ _SECURITY_HEADERS = [
      b"frame-ancestors 'none'; base-uri 'none'"),
     (b"x-robots-tag", b"noindex, nofollow"),
 ]
-_TOKEN_IN_PATH = re.compile(r"^/unsubscribe/.+")
+_TOKEN_IN_PATH = re.compile(r"/unsubscribe/[^\s?#\"]+")
+_NOTE = "newsletter.note"
+
+
+def redact_path(text: str) -> str:
+    """`text` with every unsubscribe token replaced by `<token>`: a token names a reader."""
+    return _TOKEN_IN_PATH.sub("/unsubscribe/<token>", text)
 
 
 class _Hardening:
@@ -207,6 +213,8 @@ class _Hardening:
             return
         started = time.perf_counter()
         status = 0
+        note: dict[str, str] = {}
+        scope[_NOTE] = note  # handlers leave a word here for the log line (a client gone mid-body)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -218,8 +226,9 @@ class _Hardening:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path = _TOKEN_IN_PATH.sub("/unsubscribe/<token>", scope.get("path", ""))
-            log.info("%s %s %s %.1fms", scope.get("method"), path, status, (time.perf_counter() - started) * 1000)
+            path = redact_path(scope.get("path", ""))
+            outcome = note.get("outcome") or str(status)
+            log.info("%s %s %s %.1fms", scope.get("method"), path, outcome, (time.perf_counter() - started) * 1000)
 
 
 def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False) -> Starlette:
@@ -268,6 +277,10 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             return pages.render("unsubscribed", language, **ctx)
         return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."))
 
+    async def slash(request: Request) -> Response:
+        """A mail client that appends a slash: back to the link, on the configured origin only."""
+        return RedirectResponse(config.unsubscribe_url(request.path_params["token"]), 308)
+
     async def sendgrid_webhook(request: Request) -> Response:
         body = await _read_body(request, max_body)
         if verifier is None:
@@ -290,6 +303,13 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
                              "deliveries": applied.deliveries, "ignored": applied.ignored})
 
+    async def disconnected(request: Request, exc: Exception) -> Response:
+        # Anyone can open a connection and hang up mid-body: one log line (the request's own), no traceback.
+        note = request.scope.get(_NOTE)
+        if isinstance(note, dict):
+            note["outcome"] = "client disconnected mid-body"
+        return Response(status_code=400)  # nobody is left to read it
+
     async def too_large(request: Request, exc: Exception) -> Response:
         return pages.error("too_large", 413, pages.preferred(request), headers={"Connection": "close"})
 
@@ -309,11 +329,16 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     app = Starlette(
         routes=[
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route("/unsubscribe/{token}/", slash, methods=["GET", "HEAD"]),
             Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
         ],
-        exception_handlers={_TooLarge: too_large, HTTPException: http_error, 500: server_error},
+        exception_handlers={_TooLarge: too_large, ClientDisconnect: disconnected, HTTPException: http_error,
+                            500: server_error},
         lifespan=lifespan,
     )
+    # Starlette would answer `/unsubscribe/<token>/` with a redirect built from the request's Host
+    # header (an open redirect to any host): the one slash route above redirects to [site] base_url.
+    app.router.redirect_slashes = False
     app.add_middleware(_Hardening)
     app.state.store = store
     app.state.keys_are_development = keys.is_development
