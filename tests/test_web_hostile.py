@@ -93,3 +93,18 @@ def test_a_client_hanging_up_mid_body_is_one_log_line(project: Path, config: Con
     assert len([line for line in out.splitlines() if "mid-body" in line]) == 2
     assert len(out) < 2000, out
     assert suppressed(config) == []
+
+
+# --- item 10: plain uvicorn --factory hides tokens in its access log -------------------------------
+
+def test_uvicorn_factory_access_log_hides_tokens(project: Path, config: Config) -> None:
+    t = token(config, "factory@example.org")
+    env = {**ENV, "NEWSLETTER_CONFIG": str(project / "newsletter.toml")}
+    with serve_in_process(project, env, factory=True) as served:
+        assert request(served.port, "GET", f"/unsubscribe/{t}").status == 200
+        assert request(served.port, "GET", f"/unsubscribe/{t}?utm=x").status == 200
+        assert request(served.port, "POST", f"/unsubscribe/{t}", "List-Unsubscribe=One-Click", FORM).status == 200
+        out = wait_for(served, '"POST /unsubscribe/<token> HTTP/1.1" 200')
+    assert '"GET /unsubscribe/<token> HTTP/1.1" 200' in out  # the access log is on, and redacted
+    assert t not in out and t.split(".")[0] not in out and t.split(".")[1] not in out
+    assert suppressed(config) == [("factory@example.org", "unsubscribed")]

@@ -104,12 +104,15 @@ class Served:
 
 
 @contextmanager
-def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[Served]:
-    """`newsletter serve` as a real process on a free port, its output in a log file next to `cwd`."""
+def serve_in_process(cwd: Path, env: dict[str, str], args: tuple[str, ...] = (), *,
+                     factory: bool = False) -> Iterator[Served]:
+    """`newsletter serve` as a real process on a free port, its output in a log file next to `cwd`.
+    With `factory`, plain `uvicorn --factory newsletter.audience.web:app_factory` instead."""
     port = free_port()
     log = cwd.parent / f"serve-{port}.log"
+    command = ["uvicorn", "--factory", "newsletter.audience.web:app_factory"] if factory else ["newsletter", "serve"]
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", *command, "--host", "127.0.0.1",
                                  "--port", str(port), *args], cwd=cwd, env={**os.environ, **env},
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
     served = Served(port, log)

@@ -201,6 +201,25 @@ def redact_path(text: str) -> str:
     return _TOKEN_IN_PATH.sub("/unsubscribe/<token>", text)
 
 
+class _RedactTokens(logging.Filter):
+    """Rewrites a log record so no unsubscribe token shows (uvicorn's access log prints the path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_path(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_path(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_access_log(logger_name: str = "uvicorn.access") -> None:
+    """Install the token redaction on the ASGI server's access log (once; idempotent), so running the app
+    under plain `uvicorn --factory` hides tokens just like `newsletter serve`, which logs its own lines."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+        logger.addFilter(_RedactTokens())
+
+
 class _Hardening:
     """Adds security headers to every answer and logs requests without the token in them."""
 
@@ -239,6 +258,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     bad webhook key and DatabaseError when the state file cannot be opened.
     """
     keys = keys or signing_keys(allow_development=allow_development)
+    redact_access_log()
     if keys.is_development:
         log.warning("using the development signing key: only links from dry runs and the outbox will work")
     web = config.web or {}
