@@ -3,15 +3,20 @@ mid-body or trickle bytes, cross-site form posts. Real uvicorn, real sockets, re
 
 from __future__ import annotations
 
+import functools
+import http.server
+import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from newsletter.audience.secrets import SigningKeys
-from newsletter.audience.tokens import make_token
+from newsletter.audience.tokens import NONCE_MAX_AGE, make_form_nonce, make_token
 from newsletter.config import Config, load_config
 from newsletter.store import db
 from tests.webserver import Served, request, serve_in_process, serve_in_thread
@@ -108,3 +113,95 @@ def test_uvicorn_factory_access_log_hides_tokens(project: Path, config: Config) 
     assert '"GET /unsubscribe/<token> HTTP/1.1" 200' in out  # the access log is on, and redacted
     assert t not in out and t.split(".")[0] not in out and t.split(".")[1] not in out
     assert suppressed(config) == [("factory@example.org", "unsubscribed")]
+
+
+# --- item 5: cross-site form posts, and resubscribing needs a fresh nonce from our page ------------
+
+def nonce_in(page: str) -> str:
+    found = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_cross_site_posts_are_refused_except_one_click(server: int, config: Config) -> None:
+    site = config.base_url.split("/", 3)
+    ours = f"{site[0]}//{site[2]}"
+    cross = [{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+             {"Sec-Fetch-Site": "cross-site"},
+             {"Origin": "https://evil.example"},
+             {"Origin": "null"},
+             {"Sec-Fetch-Site": "same-site"},
+             {"Origin": ours.replace("https://", "http://"), "Sec-Fetch-Site": "same-site"}]
+    for i, headers in enumerate(cross):
+        t = token(config, f"victim{i}@example.org")
+        for body in ("action=unsubscribe", "", "action=resubscribe"):
+            a = request(server, "POST", f"/unsubscribe/{t}", body, {**FORM, **headers})
+            assert a.status == 403 and "Nothing was changed" in a.text, (headers, body)
+    assert suppressed(config) == []
+    # RFC 8058 one-click comes from the mail provider's servers, whatever they say: always honoured
+    one_click = {"victim0@example.org": ("List-Unsubscribe=One-Click", FORM),
+                 "victim1@example.org": ('--B\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+                                         'One-Click\r\n--B--\r\n', {"Content-Type": "multipart/form-data; boundary=B"})}
+    for email, (body, headers) in one_click.items():
+        a = request(server, "POST", f"/unsubscribe/{token(config, email)}", body, {**headers, **cross[0]})
+        assert a.status == 200, a.text
+    # our own page: same-origin, or our origin, or no browser headers at all
+    for i, headers in enumerate([{"Sec-Fetch-Site": "same-origin", "Origin": f"http://127.0.0.1:{server}"},
+                                 {"Origin": ours}, {}]):
+        t = token(config, f"reader{i}@example.org")
+        assert request(server, "POST", f"/unsubscribe/{t}", "action=unsubscribe", {**FORM, **headers}).status == 200
+    assert [e for e, _ in suppressed(config)] == ["reader0@example.org", "reader1@example.org",
+                                                  "reader2@example.org", "victim0@example.org",
+                                                  "victim1@example.org"]
+
+
+def test_resubscribe_needs_a_fresh_nonce_from_the_page_not_just_the_link(server: int, config: Config) -> None:
+    t = token(config)
+    path = f"/unsubscribe/{t}"
+    done = request(server, "POST", path, "action=unsubscribe", FORM)
+    assert done.status == 200 and suppressed(config) == [("ada@example.org", "unsubscribed")]
+    fresh = nonce_in(done.text)
+    stale = make_form_nonce(KEYS, "ada@example.org", config.list_id, issued=time.time() - NONCE_MAX_AGE - 5)
+    future = make_form_nonce(KEYS, "ada@example.org", config.list_id, issued=time.time() + 3600)
+    other = make_form_nonce(KEYS, "mallory@example.org", config.list_id)
+    foreign = make_form_nonce(SigningKeys(b"someone-elses-key-0123456789", (), False), "ada@example.org",
+                              config.list_id)
+    for body in ("action=resubscribe", f"action=resubscribe&nonce={stale}", f"action=resubscribe&nonce={future}",
+                 f"action=resubscribe&nonce={other}", f"action=resubscribe&nonce={foreign}",
+                 f"action=resubscribe&nonce={fresh[:-2]}", f"action=resubscribe&nonce={t}"):
+        a = request(server, "POST", path, body, FORM)
+        assert a.status == 403 and "This confirmation has expired" in a.text, body
+        assert suppressed(config) == [("ada@example.org", "unsubscribed")], body
+    asked_again = nonce_in(a.text)  # the page asks again with a fresh nonce: one more click resubscribes
+    back = request(server, "POST", path, f"action=resubscribe&nonce={asked_again}", FORM)
+    assert back.status == 200 and "You are subscribed again" in back.text and suppressed(config) == []
+    # the link itself stays valid for years: it carries no time, and one-click still works with it
+    assert request(server, "POST", path, "List-Unsubscribe=One-Click", FORM).status == 200
+    assert suppressed(config) == [("ada@example.org", "unsubscribed")]
+
+
+def test_a_real_cross_site_page_cannot_resubscribe_in_chromium(server: int, config: Config, browser: Any,
+                                                              tmp_path: Path) -> None:
+    """An attacker's page (another origin: localhost vs 127.0.0.1) auto-submits the reader's form."""
+    t = token(config)
+    done = request(server, "POST", f"/unsubscribe/{t}", "action=unsubscribe", FORM)
+    nonce = nonce_in(done.text)  # even a leaked, fresh nonce does not help a cross-site page
+    target = f"http://127.0.0.1:{server}/unsubscribe/{t}"
+    (tmp_path / "evil.html").write_text(
+        f'<form id="f" method="post" action="{target}"><input name="action" value="resubscribe">'
+        f'<input name="nonce" value="{nonce}"></form><script>document.getElementById("f").submit()</script>')
+    evil = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=evil.serve_forever, daemon=True)
+    thread.start()
+    page = browser.new_page()
+    try:
+        with page.expect_navigation(url=target):
+            page.goto(f"http://localhost:{evil.server_address[1]}/evil.html")
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == "Nothing was changed"
+    finally:
+        page.close()
+        evil.shutdown()
+        evil.server_close()
+    assert suppressed(config) == [("ada@example.org", "unsubscribed")]

@@ -6,9 +6,13 @@ An ASGI application (Starlette) with exactly these routes:
                                 because mail scanners and link previews follow links
     POST /unsubscribe/<token>   unsubscribes (RFC 8058 one-click `List-Unsubscribe=One-Click`
                                 answered with a plain 200, or the page's button answered
-                                with a confirmation page); `action=resubscribe` from that
-                                confirmation page lifts the suppression again
+                                with a confirmation page); `action=resubscribe` with the fresh
+                                form nonce that confirmation page issued lifts the suppression
+    GET  /unsubscribe/<token>/  308 to the link on [site] base_url (never to the request's Host)
     POST /webhooks/sendgrid     signed Event Webhook batches (see `newsletter.audience.webhook`)
+
+Form posts that the browser marks as made by another site (Sec-Fetch-Site, else Origin) are
+refused, except RFC 8058's one-click body, which mail providers send from their own servers.
 
 Run it with `newsletter serve`, or under any ASGI server:
 `NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.audience.web:app_factory`.
@@ -34,7 +38,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
@@ -46,7 +50,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.audience.tokens import InvalidToken, read_token
+from newsletter.audience.tokens import InvalidToken, form_nonce_is_fresh, make_form_nonce, read_token
 from newsletter.audience.webhook import (
     DEFAULT_MAX_AGE,
     SIGNATURE_HEADER,
@@ -269,6 +273,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         if public_key else None
     pages = _Pages(config)
     store = Store(config.database)
+    site_origin = _origin(config.base_url)
 
     async def unsubscribe(request: Request) -> Response:
         body = await _read_body(request, form_max) if request.method == "POST" else b""
@@ -282,8 +287,18 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             return pages.render("unsubscribe", language, **ctx)
         form = _form(request, body)
         action = form.get("action", "")
+        if not _is_one_click(request, form, body) and _cross_site(request, site_origin):
+            # a page elsewhere posting the reader's own form; RFC 8058's one-click POST comes from the
+            # mail provider's servers and is exempt (it can only ever unsubscribe)
+            log.warning("cross-site form post refused (Origin %.100r, Sec-Fetch-Site %.30r)",
+                        request.headers.get("origin"), request.headers.get("sec-fetch-site"))
+            return pages.error("cross_site", 403, language)
         try:
             if action == "resubscribe":
+                if not form_nonce_is_fresh(keys, form.get("nonce", ""), reader.email, config.list_id):
+                    # no fresh confirmation from our own page: ask again, change nothing
+                    return pages.render("resubscribed", language, 403, resubscribed=None,
+                                        nonce=make_form_nonce(keys, reader.email, config.list_id), **ctx)
                 done = await run_in_threadpool(store.run, resubscribe_by_link, reader.email)
                 return pages.render("resubscribed", language, resubscribed=done, **ctx)
             # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
@@ -294,7 +309,8 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             log.error("unsubscribe not recorded: %s", e)
             return pages.error("busy", 503, language, {"Retry-After": "5"})
         if action == "unsubscribe":
-            return pages.render("unsubscribed", language, **ctx)
+            return pages.render("unsubscribed", language, nonce=make_form_nonce(keys, reader.email, config.list_id),
+                                **ctx)
         return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."))
 
     async def slash(request: Request) -> Response:
@@ -367,6 +383,45 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
 
 def _suppress_reader(conn: sqlite3.Connection, email: str, source: str) -> bool:
     return suppress(conn, email, "unsubscribed", source=source)
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of `url`, as browsers write it in an Origin header (default ports dropped)."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _cross_site(request: Request, site_origin: str) -> bool:
+    """Whether the browser says this POST was made by a page that is not ours.
+
+    Sec-Fetch-Site is set by the browser and cannot be changed by a page; where it is missing
+    (older browsers) the Origin header decides. Clients that send neither (mail providers'
+    servers, curl) are not browsers riding on a reader's session and are let through.
+    """
+    fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site in ("same-origin", "none"):
+        return False
+    if fetch_site == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return fetch_site == "same-site"  # a sibling subdomain is another site as far as we are concerned
+    try:
+        return _origin(origin.strip()) != site_origin  # includes "null" (sandboxed or privacy-hidden)
+    except ValueError:
+        return True
+
+
+def _is_one_click(request: Request, form: dict[str, str], body: bytes) -> bool:
+    """RFC 8058's `List-Unsubscribe=One-Click` body, urlencoded or multipart."""
+    if form.get("List-Unsubscribe") == "One-Click":
+        return True
+    return (request.headers.get("content-type", "").startswith("multipart/form-data")
+            and b'name="List-Unsubscribe"' in body and b"One-Click" in body)
 
 
 def _form(request: Request, body: bytes) -> dict[str, str]:
