@@ -54,7 +54,9 @@ _SCHEMA = Obj(
                          "webhook_public_key": Str(single_line=False, max_len=2000),
                          "sandbox": Bool()}),
         "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000),
-                    "webhook_max_age_seconds": Int(minimum=10, maximum=86_400)}),
+                    "webhook_max_age_seconds": Int(minimum=10, maximum=86_400),
+                    "header_timeout_seconds": Int(minimum=1, maximum=3600),
+                    "body_timeout_seconds": Int(minimum=1, maximum=3600)}),
     },
     required=("sender", "list", "organisation", "site"),
 )

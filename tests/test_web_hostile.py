@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import select
 import socket
 import threading
 import time
@@ -205,3 +206,61 @@ def test_a_real_cross_site_page_cannot_resubscribe_in_chromium(server: int, conf
         evil.shutdown()
         evil.server_close()
     assert suppressed(config) == [("ada@example.org", "unsubscribed")]
+
+
+# --- item 8: slow clients are cut off -----------------------------------------------------------
+
+def trickle(port: int, head: bytes, drip: bytes, *, every: float = 0.2, give_up: float = 12) -> tuple[float, bytes]:
+    """Send `head`, then `drip` one byte every `every` seconds, until the server answers or closes.
+    Returns (seconds from connecting until the server closed, what it answered)."""
+    started = time.monotonic()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head)
+        i = 0
+        while time.monotonic() - started < give_up:
+            readable, _, _ = select.select([s], [], [], every)
+            if readable:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:  # closed by the server
+                    return time.monotonic() - started, answer
+                answer += chunk
+                continue
+            try:
+                s.sendall(drip[i % len(drip):i % len(drip) + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # closed: the next read says so
+            i += 1
+    raise AssertionError(f"the server still held the trickling connection after {give_up}s ({answer!r})")
+
+
+def test_slow_headers_and_slow_bodies_are_cut_off(project: Path, config: Config) -> None:
+    with (project / "newsletter.toml").open("a") as f:
+        f.write("\n[web]\nheader_timeout_seconds = 1\nbody_timeout_seconds = 2\n")
+    path = f"/unsubscribe/{token(config)}"
+    with serve_in_process(project, ENV) as served:
+        # slowloris: one header byte at a time, never finishing
+        took, answer = trickle(served.port, b"G", f"ET {path} HTTP/1.1\r\nHost: x\r\nX-Slow: ".encode() + b"a" * 500)
+        assert 0.8 <= took < 8 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
+        # a request that would be complete, a little too late: 40 bytes at 0.1 s each
+        took, answer = trickle(served.port, b"", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: bbbbbbb\r\n\r\n", every=0.1)
+        assert 0.8 <= took < 8 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
+        # complete headers, then a body one byte at a time
+        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 200\r\n\r\n").encode()
+        took, answer = trickle(served.port, head, b"action=unsubscribe&" + b"x" * 300)
+        assert 1.8 <= took < 10 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
+        # every connection carries one request, so keep-alive cannot restart the header clock
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ") and b"connection: close" in reply.lower()
+        out = wait_for(served, "408 body not complete within 2s")
+    assert out.count("closed a connection whose request headers took longer than 1s") == 2
+    assert "Traceback" not in out
+    assert suppressed(config) == []

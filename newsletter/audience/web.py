@@ -27,6 +27,7 @@ whether an address is on the list.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -73,6 +74,8 @@ log = logging.getLogger("newsletter.audience.web")
 CONFIG_VAR = "NEWSLETTER_CONFIG"
 DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
 FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
+DEFAULT_HEADER_TIMEOUT = 10  # seconds for a request's headers to arrive (`serve` only; see README)
+DEFAULT_BODY_TIMEOUT = 30  # seconds for its body
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
 T = TypeVar("T")
 
@@ -117,19 +120,79 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over `limit` before or while reading it."""
+class _TooSlow(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refusing (413) anything over `limit` before or while reading it, and
+    (408) a body that has not fully arrived within `timeout` seconds: a client trickling bytes
+    must not hold a connection and a worker thread's turn forever."""
     declared = request.headers.get("content-length", "")
     if declared.strip().isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _TooSlow from None
     return b"".join(chunks)
+
+
+def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing connections whose request headers are not complete within
+    `seconds` of connecting (408). uvicorn has no such timeout (its keep-alive timer is reset by
+    every byte; an ASGI app only runs once the headers are in), so a client trickling one header
+    byte every few seconds was held forever. Pass it as uvicorn's `http=` with one request per
+    connection (`create_app(..., one_request_per_connection=True)`), so the deadline, armed on
+    connect, covers every request the connection carries.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+        started = False  # a request's first byte (not a leading CRLF) has arrived
+        tail = b""  # the last bytes seen, to find a header terminator split across reads
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self.deadline = asyncio.get_running_loop().call_later(seconds, self.headers_too_slow)
+
+        def data_received(self, data: bytes) -> None:
+            if self.deadline is not None:
+                if not self.started:
+                    data_seen = data.lstrip(b"\r\n")
+                    self.started = bool(data_seen)
+                else:
+                    data_seen = self.tail + data
+                if self.started and (b"\r\n\r\n" in data_seen or b"\n\n" in data_seen):
+                    self.deadline.cancel()
+                    self.deadline = None
+                else:
+                    self.tail = data_seen[-3:]
+            super().data_received(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+            super().connection_lost(exc)
+
+        def headers_too_slow(self) -> None:
+            self.deadline = None
+            log.info("closed a connection whose request headers took longer than %gs", seconds)
+            if not self.transport.is_closing():
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                     b"Content-Length: 0\r\n\r\n")
+                self.transport.close()
+
+    return HeaderDeadline
 
 
 class _Pages:
@@ -227,8 +290,9 @@ def redact_access_log(logger_name: str = "uvicorn.access") -> None:
 class _Hardening:
     """Adds security headers to every answer and logs requests without the token in them."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, one_request_per_connection: bool = False):
         self.app = app
+        self.extra = [(b"connection", b"close")] if one_request_per_connection else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -243,7 +307,7 @@ class _Hardening:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS, *self.extra]
             await send(message)
 
         try:
@@ -254,8 +318,12 @@ class _Hardening:
             log.info("%s %s %s %.1fms", scope.get("method"), path, outcome, (time.perf_counter() - started) * 1000)
 
 
-def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False) -> Starlette:
+def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False,
+               one_request_per_connection: bool = False) -> Starlette:
     """The ASGI app for `config`. Keys come from the environment unless given.
+
+    `one_request_per_connection` answers every request with `Connection: close` (what `serve`
+    does, so that its header deadline per connection is a deadline per request).
 
     Raises MissingSecret when NEWSLETTER_SECRET is unset (unless `allow_development`, for
     previewing outbox messages signed with the development key), WebhookConfigError for a
@@ -268,6 +336,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     web = config.web or {}
     max_body = int(web.get("max_body_bytes") or DEFAULT_MAX_BODY)
     form_max = min(FORM_MAX_BODY, max_body)
+    body_timeout = float(web.get("body_timeout_seconds") or DEFAULT_BODY_TIMEOUT)
     public_key = (config.sendgrid or {}).get("webhook_public_key")
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
@@ -276,7 +345,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     site_origin = _origin(config.base_url)
 
     async def unsubscribe(request: Request) -> Response:
-        body = await _read_body(request, form_max) if request.method == "POST" else b""
+        body = await _read_body(request, form_max, body_timeout) if request.method == "POST" else b""
         try:
             reader = read_token(keys, request.path_params["token"], list_id=config.list_id)
         except InvalidToken:
@@ -318,7 +387,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         return RedirectResponse(config.unsubscribe_url(request.path_params["token"]), 308)
 
     async def sendgrid_webhook(request: Request) -> Response:
-        body = await _read_body(request, max_body)
+        body = await _read_body(request, max_body, body_timeout)
         if verifier is None:
             return JSONResponse({"error": "the webhook is not configured ([sendgrid] webhook_public_key)"}, 403)
         try:
@@ -346,6 +415,12 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             note["outcome"] = "client disconnected mid-body"
         return Response(status_code=400)  # nobody is left to read it
 
+    async def too_slow(request: Request, exc: Exception) -> Response:
+        note = request.scope.get(_NOTE)
+        if isinstance(note, dict):
+            note["outcome"] = f"408 body not complete within {body_timeout:g}s"
+        return pages.error("too_slow", 408, pages.preferred(request), headers={"Connection": "close"})
+
     async def too_large(request: Request, exc: Exception) -> Response:
         return pages.error("too_large", 413, pages.preferred(request), headers={"Connection": "close"})
 
@@ -368,14 +443,14 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             Route("/unsubscribe/{token}/", slash, methods=["GET", "HEAD"]),
             Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
         ],
-        exception_handlers={_TooLarge: too_large, ClientDisconnect: disconnected, HTTPException: http_error,
-                            500: server_error},
+        exception_handlers={_TooLarge: too_large, _TooSlow: too_slow, ClientDisconnect: disconnected,
+                            HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
     )
     # Starlette would answer `/unsubscribe/<token>/` with a redirect built from the request's Host
     # header (an open redirect to any host): the one slash route above redirects to [site] base_url.
     app.router.redirect_slashes = False
-    app.add_middleware(_Hardening)
+    app.add_middleware(_Hardening, one_request_per_connection=one_request_per_connection)
     app.state.store = store
     app.state.keys_are_development = keys.is_development
     return app
