@@ -56,7 +56,8 @@ _SCHEMA = Obj(
         "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000),
                     "webhook_max_age_seconds": Int(minimum=10, maximum=86_400),
                     "header_timeout_seconds": Int(minimum=1, maximum=3600),
-                    "body_timeout_seconds": Int(minimum=1, maximum=3600)}),
+                    "body_timeout_seconds": Int(minimum=1, maximum=3600),
+                    "db_wait_seconds": Int(minimum=1, maximum=60)}),
     },
     required=("sender", "list", "organisation", "site"),
 )

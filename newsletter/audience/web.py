@@ -65,7 +65,7 @@ from newsletter.compose import i18n
 from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
 from newsletter.errors import NewsletterError
-from newsletter.store import db
+from newsletter.store import db, spool
 from newsletter.store.db import DatabaseError, email_key, now, transaction
 from newsletter.store.suppressions import suppress
 
@@ -76,6 +76,7 @@ DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
 FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
 DEFAULT_HEADER_TIMEOUT = 10  # seconds for a request's headers to arrive (`serve` only; see README)
 DEFAULT_BODY_TIMEOUT = 30  # seconds for its body
+DEFAULT_DB_WAIT = 5  # seconds an unsubscribe waits for a busy state database before it is spooled
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
 T = TypeVar("T")
 
@@ -83,15 +84,23 @@ T = TypeVar("T")
 class Store:
     """The app's one connection to the state file; threads take turns on it."""
 
-    def __init__(self, path: Path):
-        self._conn: sqlite3.Connection | None = db.connect(path)  # fails early: unwritable, corrupt
+    def __init__(self, path: Path, *, wait: float = db.BUSY_TIMEOUT_MS / 1000):
+        # fails early: unwritable, corrupt; `wait` bounds how long a write waits for another writer
+        self._conn: sqlite3.Connection | None = db.connect(path, busy_timeout_ms=int(wait * 1000))
         self._lock = threading.Lock()
+        self.wait = wait
 
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._lock:
+    def run(self, fn: Callable[..., T], *args: Any, bounded: bool = False) -> T:
+        """fn(connection, *args) in this thread's turn. `bounded`: give up (DatabaseError) rather
+        than wait more than `wait` seconds for the turn, on top of SQLite's own bounded wait."""
+        if not self._lock.acquire(timeout=self.wait if bounded else -1):
+            raise DatabaseError("the state database is busy (other requests are waiting for it)")
+        try:
             if self._conn is None:
                 raise DatabaseError("the state database is closed")
             return fn(self._conn, *args)
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         with self._lock:
@@ -102,7 +111,9 @@ class Store:
 
 def resubscribe_by_link(conn: sqlite3.Connection, email: str) -> bool:
     """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
-    an operator's decision: a link must not undo those (`newsletter resubscribe` can)."""
+    an operator's decision: a link must not undo those (`newsletter resubscribe` can).
+    Spooled unsubscribes are applied first, so an older one cannot undo this later."""
+    spool.drain(conn)
     key = email_key(email)
     with transaction(conn):
         row = conn.execute("SELECT reason FROM suppressions WHERE email = ?", (key,)).fetchone()
@@ -341,7 +352,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
     pages = _Pages(config)
-    store = Store(config.database)
+    store = Store(config.database, wait=float(web.get("db_wait_seconds") or DEFAULT_DB_WAIT))
     site_origin = _origin(config.base_url)
 
     async def unsubscribe(request: Request) -> Response:
@@ -370,17 +381,28 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
                                         nonce=make_form_nonce(keys, reader.email, config.list_id), **ctx)
                 done = await run_in_threadpool(store.run, resubscribe_by_link, reader.email)
                 return pages.render("resubscribed", language, resubscribed=done, **ctx)
-            # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
-            # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
-            source = "page" if action == "unsubscribe" else "one-click"
-            await run_in_threadpool(store.run, _suppress_reader, reader.email, source)
         except DatabaseError as e:
-            log.error("unsubscribe not recorded: %s", e)
+            log.error("resubscribe not recorded: %s", e)
             return pages.error("busy", 503, language, {"Retry-After": "5"})
+        # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
+        # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
+        source = "page" if action == "unsubscribe" else "one-click"
+        status = 200
+        try:
+            await run_in_threadpool(store.run, _suppress_reader, reader.email, source, bounded=True)
+        except DatabaseError as e:
+            # the database stayed busy for the bounded wait: never lose an unsubscribe, spool it
+            try:
+                await run_in_threadpool(spool.append, config.database, reader.email, source)
+            except OSError as spool_error:
+                log.error("unsubscribe not recorded: %s; spool: %s", e, spool_error.strerror)
+                return pages.error("busy", 503, language, {"Retry-After": "5"})
+            log.warning("unsubscribe spooled, the state database is busy (%s); applied at the next chance", e)
+            status = 202
         if action == "unsubscribe":
-            return pages.render("unsubscribed", language, nonce=make_form_nonce(keys, reader.email, config.list_id),
-                                **ctx)
-        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."))
+            return pages.render("unsubscribed", language, status, nonce=make_form_nonce(keys, reader.email,
+                                                                                        config.list_id), **ctx)
+        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."), status)
 
     async def slash(request: Request) -> Response:
         """A mail client that appends a slash: back to the link, on the configured origin only."""
@@ -457,6 +479,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
 
 
 def _suppress_reader(conn: sqlite3.Connection, email: str, source: str) -> bool:
+    spool.drain(conn)  # the next request is the first chance to apply what was spooled while busy
     return suppress(conn, email, "unsubscribed", source=source)
 
 

@@ -67,28 +67,36 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open (creating if needed) the state file, migrated to the current schema."""
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Open (creating if needed) the state file, migrated to the current schema. A writable
+    connection first applies unsubscribes spooled while the file was busy (newsletter.store.spool)."""
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000,
                                    isolation_level=None, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if readonly:  # SQLite opens lazily: read now, so an unreadable file fails here, not mid-command
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         else:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn)
-        return conn
     except sqlite3.Error as e:
         raise DatabaseError(f"{path}: cannot open the state database: {e}") from None
     except OSError as e:
         raise DatabaseError(f"{path}: cannot create the state database: {e.strerror}") from None
+    if not readonly:
+        from newsletter.store import spool
+
+        try:
+            spool.drain(conn, path)
+        except (DatabaseError, OSError):
+            pass  # still busy: the spool waits for the next chance, and counts as suppressed meanwhile
+    return conn
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

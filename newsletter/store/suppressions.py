@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from newsletter.store import spool
 from newsletter.store.db import email_key, now, transaction
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "dropped")
@@ -62,13 +63,18 @@ def resubscribe(conn: sqlite3.Connection, email: str, *, source: str = "", detai
 
 
 def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
+    """Suppressed in the database, or unsubscribed into the spool and not yet applied."""
+    if email_key(email) in spool.pending_for(conn):
+        return True
     return conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (email_key(email),)).fetchone() is not None
 
 
 def suppressed_among(conn: sqlite3.Connection, emails: Iterable[str]) -> set[str]:
-    """Which of `emails` (by email_key) are suppressed; one query per 500 addresses."""
+    """Which of `emails` (by email_key) are suppressed; one query per 500 addresses. Unsubscribes
+    still waiting in the spool (newsletter.store.spool) count: they are never mailed either."""
     keys = [email_key(e) for e in emails]
-    found: set[str] = set()
+    spooled = spool.pending_for(conn)
+    found: set[str] = {k for k in keys if k in spooled}
     for i in range(0, len(keys), 500):
         chunk = keys[i:i + 500]
         marks = ",".join("?" * len(chunk))

@@ -1,0 +1,142 @@
+"""Issue 10 item 11: a one-click unsubscribe while another process holds the state database's
+write lock is spooled durably (202), never lost, and honoured by the next send."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
+from newsletter.config import Config, load_config
+from newsletter.store import db, spool
+from newsletter.store.suppressions import is_suppressed, suppressed_among
+from tests.conftest import run
+from tests.webserver import request, serve_in_process
+
+SECRET = "spool-test-signing-key-0123456789abc"
+ENV = {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": ""}
+KEYS = SigningKeys(SECRET.encode(), (), False)
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+ISSUE = "issues/2011-11-28-free-ales-bialiatski.yaml"
+HOLD = 20  # seconds the other process holds the write lock: longer than SQLite's 15 s busy timeout
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def hold_write_lock(database: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the state database's write lock for `seconds`."""
+    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(database), str(seconds)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def rows(config: Config) -> list[tuple[str, str, str]]:
+    conn = db.connect(config.database, readonly=True)
+    try:
+        return conn.execute("SELECT email, reason, source FROM suppressions ORDER BY email").fetchall()
+    finally:
+        conn.close()
+
+
+def outbox_recipients(project: Path) -> list[str]:
+    return sorted(message_from_bytes(f.read_bytes(), policy=policy.default)["To"].addresses[0].addr_spec
+                  for f in (project / "outbox").rglob("*.eml"))
+
+
+@pytest.fixture
+def config(project: Path) -> Config:
+    with (project / "newsletter.toml").open("a") as f:
+        f.write("\n[web]\ndb_wait_seconds = 1\n")
+    db.connect(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
+    return load_config(project / "newsletter.toml")
+
+
+def test_one_click_during_a_20s_lock_is_spooled_and_the_next_send_honours_it(project: Path, config: Config) -> None:
+    ada = "/unsubscribe/" + make_token(KEYS, "ada@example.org", config.list_id, "en")
+    marie = "/unsubscribe/" + make_token(KEYS, "marie.curie@example.org", config.list_id, "fr")
+    with serve_in_process(project, ENV) as served:
+        locker = hold_write_lock(config.database, HOLD)
+        locked_at = time.monotonic()
+        try:
+            a = request(served.port, "POST", ada, "List-Unsubscribe=One-Click", FORM)
+            b = request(served.port, "POST", marie, "action=unsubscribe", FORM)
+            answered = time.monotonic() - locked_at
+            assert (a.status, b.status) == (202, 202) and answered < HOLD / 2, (a, b, answered)
+            assert a.text == "You have been unsubscribed." and "Votre désinscription est confirmée" in b.text
+            assert locker.poll() is None  # still locked: nothing could have been written to the database
+            # spooled, durably: in the file before the answer; and counted as suppressed by readers
+            assert spool.pending(config.database) == {"ada@example.org", "marie.curie@example.org"}
+            conn = db.connect(config.database, readonly=True)
+            try:
+                assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (0,)
+                assert suppressed_among(conn, ["ada@example.org", "Marie.Curie@example.org", "ales@example.org"]) \
+                    == {"ada@example.org", "marie.curie@example.org"}
+            finally:
+                conn.close()
+            dry = run(["send", ISSUE, "--dry-run"], project, env=ENV)  # reads while the lock is held
+            assert dry.returncode == 0, dry.stderr
+            assert re.search(r"to send +2\n +suppressed +2\n", dry.stdout), dry.stdout
+            samples = " ".join(p.name for p in (project / "build").rglob("*.eml"))
+            assert "ales@example.org" in samples and "ada@" not in samples and "marie" not in samples
+        finally:
+            assert locker.wait(HOLD + 30) == 0
+        assert time.monotonic() - locked_at >= HOLD
+        out = served.output()
+    assert out.count("unsubscribe spooled, the state database is busy") == 2 and "Traceback" not in out
+    assert rows(config) == []  # nobody has had a chance to apply the spool yet
+    sent = run(["send", ISSUE, "--backend", "outbox", "--yes"], project, env=ENV)
+    assert sent.returncode == 0, sent.stderr
+    recipients = outbox_recipients(project)
+    assert recipients and "ada@example.org" not in recipients and "marie.curie@example.org" not in recipients
+    assert "ales@example.org" in recipients
+    assert rows(config) == [("ada@example.org", "unsubscribed", "one-click"),
+                            ("marie.curie@example.org", "unsubscribed", "page")]
+    assert spool.pending(config.database) == set()
+
+
+def test_the_spool_is_honoured_before_it_is_applied_and_applied_once(project: Path, config: Config) -> None:
+    spool.append(config.database, " Ada@Example.org ", "one-click")
+    conn = db.connect(config.database, readonly=True)
+    try:
+        assert is_suppressed(conn, "ada@example.org") and not is_suppressed(conn, "ales@example.org")
+    finally:
+        conn.close()
+    # a torn last line (a crash mid-write) is skipped, and the next entry starts on a fresh line
+    with spool.spool_path(config.database).open("ab") as f:
+        f.write(b'{"email": "torn@exa')
+    spool.append(config.database, "marie.curie@example.org", "page")
+    assert spool.pending(config.database) == {"ada@example.org", "marie.curie@example.org"}
+    # many writers at once: every line whole
+    threads = [threading.Thread(target=spool.append, args=(config.database, f"r{i}@example.org", "one-click"))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(spool.pending(config.database)) == 22
+    conn = db.connect(config.database)  # a writable connection applies and empties the spool
+    try:
+        assert spool.pending(config.database) == set()
+        assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (22,)
+        spool.append(config.database, "ada@example.org", "one-click")  # again: applying twice changes nothing
+        assert spool.drain(conn) == 1
+        assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (22,)
+        assert conn.execute("SELECT count(*) FROM actions WHERE action = 'suppress'").fetchone() == (22,)
+    finally:
+        conn.close()
