@@ -84,7 +84,7 @@ T = TypeVar("T")
 class Store:
     """The app's one connection to the state file; threads take turns on it."""
 
-    def __init__(self, path: Path, *, wait: float = db.BUSY_TIMEOUT_MS / 1000):
+    def __init__(self, path: Path, *, wait: float = DEFAULT_DB_WAIT):
         # fails early: unwritable, corrupt; `wait` bounds how long a write waits for another writer
         self._conn: sqlite3.Connection | None = db.connect(path, busy_timeout_ms=int(wait * 1000))
         self._lock = threading.Lock()

@@ -67,9 +67,12 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
-def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
     """Open (creating if needed) the state file, migrated to the current schema. A writable
-    connection first applies unsubscribes spooled while the file was busy (newsletter.store.spool)."""
+    connection first applies unsubscribes spooled while the file was busy (newsletter.store.spool).
+    `busy_timeout_ms`: how long a write waits for another writer (default BUSY_TIMEOUT_MS)."""
+    if busy_timeout_ms is None:
+        busy_timeout_ms = BUSY_TIMEOUT_MS
     try:
         if readonly:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000,
