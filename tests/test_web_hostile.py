@@ -253,14 +253,23 @@ def test_slow_headers_and_slow_bodies_are_cut_off(project: Path, config: Config)
                 "Content-Length: 200\r\n\r\n").encode()
         took, answer = trickle(served.port, head, b"action=unsubscribe&" + b"x" * 300)
         assert 1.8 <= took < 10 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
-        # every connection carries one request, so keep-alive cannot restart the header clock
+        # keep-alive: a first request answered at once, then the next one trickled on the same connection
+        first = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        took, answer = trickle(served.port, first, f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Slow: ".encode() + b"a" * 500)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 200 ") == 1, answer[:300]
+        assert b"HTTP/1.1 408 " in answer and 0.8 <= took < 8, (took, answer[-200:])
+        # a well-behaved keep-alive client is not cut off: three requests on one connection, each in time
         with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            reply = b""
-            while chunk := s.recv(65536):
-                reply += chunk
-        assert reply.startswith(b"HTTP/1.1 200 ") and b"connection: close" in reply.lower()
+            for _ in range(3):
+                time.sleep(0.2)  # idle between requests, well within the header time
+                s.sendall(first)
+                reply = b""
+                while b"</html>" not in reply:
+                    chunk = s.recv(65536)
+                    assert chunk, reply
+                    reply += chunk
+                assert reply.startswith(b"HTTP/1.1 200 ")
         out = wait_for(served, "408 body not complete within 2s")
-    assert out.count("closed a connection whose request headers took longer than 1s") == 2
+    assert out.count("closed a connection whose request headers took longer than 1s") == 3
     assert "Traceback" not in out
     assert suppressed(config) == []

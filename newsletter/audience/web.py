@@ -157,43 +157,48 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 
 def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, closing connections whose request headers are not complete within
-    `seconds` of connecting (408). uvicorn has no such timeout (its keep-alive timer is reset by
-    every byte; an ASGI app only runs once the headers are in), so a client trickling one header
-    byte every few seconds was held forever. Pass it as uvicorn's `http=` with one request per
-    connection (`create_app(..., one_request_per_connection=True)`), so the deadline, armed on
-    connect, covers every request the connection carries.
+    """uvicorn's h11 protocol, closing a connection (408) whose next request's headers are not
+    complete `seconds` after it connected or after its previous response. uvicorn has no such
+    timeout (its keep-alive timer is reset by every byte, and an ASGI app only runs once the
+    headers are in), so a client trickling one header byte every few seconds was held forever.
+    Pass it as uvicorn's `http=`. The clock stops while the app handles a request: the app is
+    called once a request's headers are complete, and bounds the body's time itself.
     """
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderDeadline(H11Protocol):
         deadline: asyncio.TimerHandle | None = None
-        started = False  # a request's first byte (not a leading CRLF) has arrived
-        tail = b""  # the last bytes seen, to find a header terminator split across reads
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            app = self.app
+
+            async def timed(scope: Scope, receive: Receive, send: Send) -> None:
+                self.disarm()  # the headers are in
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    if not self.transport.is_closing():
+                        self.arm()  # keep-alive: the next request's headers get the same time
+
+            self.app = timed
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
             super().connection_made(transport)  # type: ignore[arg-type]
-            self.deadline = asyncio.get_running_loop().call_later(seconds, self.headers_too_slow)
-
-        def data_received(self, data: bytes) -> None:
-            if self.deadline is not None:
-                if not self.started:
-                    data_seen = data.lstrip(b"\r\n")
-                    self.started = bool(data_seen)
-                else:
-                    data_seen = self.tail + data
-                if self.started and (b"\r\n\r\n" in data_seen or b"\n\n" in data_seen):
-                    self.deadline.cancel()
-                    self.deadline = None
-                else:
-                    self.tail = data_seen[-3:]
-            super().data_received(data)
+            self.arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self.disarm()
+            super().connection_lost(exc)
+
+        def arm(self) -> None:
+            self.disarm()
+            self.deadline = asyncio.get_running_loop().call_later(seconds, self.headers_too_slow)
+
+        def disarm(self) -> None:
             if self.deadline is not None:
                 self.deadline.cancel()
                 self.deadline = None
-            super().connection_lost(exc)
 
         def headers_too_slow(self) -> None:
             self.deadline = None
@@ -301,9 +306,8 @@ def redact_access_log(logger_name: str = "uvicorn.access") -> None:
 class _Hardening:
     """Adds security headers to every answer and logs requests without the token in them."""
 
-    def __init__(self, app: ASGIApp, one_request_per_connection: bool = False):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.extra = [(b"connection", b"close")] if one_request_per_connection else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -318,7 +322,7 @@ class _Hardening:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS, *self.extra]
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
             await send(message)
 
         try:
@@ -329,12 +333,8 @@ class _Hardening:
             log.info("%s %s %s %.1fms", scope.get("method"), path, outcome, (time.perf_counter() - started) * 1000)
 
 
-def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False,
-               one_request_per_connection: bool = False) -> Starlette:
+def create_app(config: Config, *, keys: SigningKeys | None = None, allow_development: bool = False) -> Starlette:
     """The ASGI app for `config`. Keys come from the environment unless given.
-
-    `one_request_per_connection` answers every request with `Connection: close` (what `serve`
-    does, so that its header deadline per connection is a deadline per request).
 
     Raises MissingSecret when NEWSLETTER_SECRET is unset (unless `allow_development`, for
     previewing outbox messages signed with the development key), WebhookConfigError for a
@@ -472,7 +472,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     # Starlette would answer `/unsubscribe/<token>/` with a redirect built from the request's Host
     # header (an open redirect to any host): the one slash route above redirects to [site] base_url.
     app.router.redirect_slashes = False
-    app.add_middleware(_Hardening, one_request_per_connection=one_request_per_connection)
+    app.add_middleware(_Hardening)
     app.state.store = store
     app.state.keys_are_development = keys.is_development
     return app

@@ -56,7 +56,7 @@ def serve_command(host: str, port: int, development_key: bool, config_path: Path
         raise ServeError(f"--development-key only listens on a loopback address, not {host}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app = create_app(config, allow_development=development_key, one_request_per_connection=True)
+        app = create_app(config, allow_development=development_key)
     except MissingSecret as e:
         raise ServeError(f"{e}; the server refuses to start without it "
                          "(--development-key previews outbox links on loopback)") from None
