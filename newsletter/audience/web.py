@@ -20,7 +20,9 @@ Run it with `newsletter serve`, or under any ASGI server:
 The state file is shared with a running `newsletter send`: every write is one short
 `BEGIN IMMEDIATE` transaction, made off the event loop, on one connection that the
 app's threads take turns on (so they queue in Python, not in SQLite's sleep-and-retry
-busy handler); the busy timeout covers the moments the send holds the write lock.
+busy handler); the busy timeout covers the moments the send holds the write lock. An
+unsubscribe waits for it at most `[web] db_wait_seconds`, then goes to the durable spool
+(`newsletter.store.spool`) and is answered 202: it is never lost, nor kept waiting long.
 A bad token gets the same neutral page whatever address it names, and no page says
 whether an address is on the list.
 """
