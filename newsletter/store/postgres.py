@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from newsletter.store.db import DatabaseError, IssueLocked, LockHolder, now
-from newsletter.store.sql import SqlStore, _columns
+from newsletter.store.sql import OutcomeRow, SqlStore, _columns
 
 MIGRATIONS = [
     # 1
@@ -121,6 +121,34 @@ class PostgresStore(SqlStore):
 
     def _in(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [list(values)]
+
+    # --- the ledger's hot path: one round trip per commit -------------------------------------
+
+    def mark_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
+                     outcomes: Sequence[OutcomeRow] = ()) -> None:
+        with self._pipelined():
+            super().mark_handoff(issue, backend, handoffs, outcomes)
+
+    def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[OutcomeRow]) -> None:
+        with self._pipelined():
+            super().record_outcomes(issue, backend, outcomes)
+
+    @contextmanager
+    def _pipelined(self) -> Iterator[None]:
+        """Send BEGIN, the writes and COMMIT together and wait once (libpq pipeline mode): a
+        mark costs one round trip instead of four. Only for writes that read nothing back.
+        An error surfaces when the pipeline syncs, after COMMIT was queued: the server skipped
+        it, so the transaction is rolled back here and nothing of it is written."""
+        with self.lock:
+            if self._depth:  # part of a bigger transaction: it decides
+                yield
+                return
+            try:
+                with self._conn.pipeline():
+                    yield
+            except self.errors as e:
+                self._rollback()
+                raise self._fail("write", e) from None
 
     # --- schema -------------------------------------------------------------------------------
 
