@@ -4,7 +4,8 @@ temporary folder, on a free loopback port, torn down after the session.
 When the tests run as root (CI containers), the server runs as `nobody` (PostgreSQL refuses
 to run as root), from a folder it owns. Each test gets a fresh database (`pg_database`).
 Missing binaries skip the PostgreSQL tests with the reason, except under CI=1, where they
-fail: CI must install Debian `postgresql` (.ci/run does).
+fail: CI must install Debian `postgresql` (.ci/run does). bench/postgres.py starts its
+server the same way (`start_server(durable=True)`: fsync on, as a real server runs).
 
     def test_x(pg_database: str) -> None:   # a postgresql:// URL (with its password)
 """
@@ -40,12 +41,17 @@ def bindir() -> Path | None:
     return Path(which).parent if which else None
 
 
+class PgMissing(Exception):  # noqa: N818 - reads as `except PgMissing`
+    """The PostgreSQL server binaries are not installed."""
+
+
 @dataclass
 class PgServer:
     bin: Path
     root: Path
     port: int
     run_as: str | None
+    durable: bool = False
     _ids = itertools.count(1)
 
     @property
@@ -68,9 +74,11 @@ class PgServer:
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
+        # the tests' server need not survive a power cut (a process crash it does survive);
+        # a durable one (the benchmarks') keeps PostgreSQL's defaults: fsync, full pages
+        speed = "" if self.durable else " -c fsync=off -c full_page_writes=off"
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.sockets}"
-                   " -c fsync=off -c full_page_writes=off -c max_connections=200"
-                   " -c shared_buffers=64MB -c log_min_messages=warning")
+                   f" -c max_connections=200 -c shared_buffers=128MB -c log_min_messages=warning{speed}")
         r = self.ctl("start", "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o", options)
         if r.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {r.stdout}{r.stderr}{self.log()}")
@@ -99,13 +107,11 @@ class PgServer:
         return self.url(name)
 
 
-def _start_server() -> PgServer:
+def start_server(*, durable: bool = False) -> PgServer:
+    """initdb + pg_ctl start in a new temporary folder; raises PgMissing without the binaries."""
     b = bindir()
     if b is None or not (b / "initdb").exists():
-        reason = "PostgreSQL server binaries not found (apt-get install postgresql)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must install Debian postgresql: {reason}")
-        pytest.skip(reason)
+        raise PgMissing("PostgreSQL server binaries not found (apt-get install postgresql)")
     run_as = "nobody" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))
     (root / "sockets").mkdir()
@@ -115,7 +121,7 @@ def _start_server() -> PgServer:
         who = pwd.getpwnam(run_as)
         for p in (root, root / "sockets", pwfile):
             os.chown(p, who.pw_uid, who.pw_gid)
-    server = PgServer(b, root, 0, run_as)
+    server = PgServer(b, root, 0, run_as, durable)
     r = subprocess.run(server._cmd(str(b / "initdb"), "-D", str(server.data), "-U", USER, "--pwfile", str(pwfile),
                                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
                                    "--locale=C", "--no-sync"),
@@ -136,14 +142,23 @@ def _start_server() -> PgServer:
     raise AssertionError("unreachable")
 
 
+def remove(server: PgServer) -> None:
+    server.stop("immediate")
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    server = _start_server()
+    try:
+        server = start_server()
+    except PgMissing as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must install Debian postgresql: {e}")
+        pytest.skip(str(e))
     try:
         yield server
     finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root, ignore_errors=True)
+        remove(server)
 
 
 @pytest.fixture
