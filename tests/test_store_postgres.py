@@ -99,6 +99,29 @@ def test_the_url_in_newsletter_toml_works_and_the_environment_overrides_it(tmp_p
         assert store.counts(SLUG)["sent"] == 5
 
 
+def test_db_copy_moves_a_project_to_postgresql_and_back(tmp_path: Path, pg_database: str) -> None:
+    root = make_project(tmp_path / "p", subscribers=4)
+    assert run(["send", f"issues/{SLUG}.yaml", "--yes"], root).returncode == 0
+    assert run(["unsubscribe", address(1), "--reason", "asked"], root).returncode == 0
+    lite = root / ".newsletter" / "state.db"
+    r = run(["db", "copy", str(lite), pg_database], root)
+    assert r.returncode == 0 and "counts verified" in r.stdout and PASSWORD not in r.stdout + r.stderr, r.stderr
+    assert re.search(r"ledger\s+4 rows", r.stdout) and re.search(r"suppressions\s+1 rows", r.stdout)
+    shown = run(["status", f"issues/{SLUG}.yaml"], root, env={"NEWSLETTER_DATABASE": pg_database})
+    assert shown.returncode == 0 and "sent 4" in shown.stdout
+    with open_store(pg_database) as store:
+        assert store.is_suppressed(address(1)) and store.count("actions") == 1
+    again = run(["db", "copy", str(lite), pg_database], root)  # never merged into a database in use
+    assert again.returncode == 1 and "not empty" in again.stderr and "Traceback" not in again.stderr
+    back = tmp_path / "back.db"
+    assert run(["db", "copy", pg_database, str(back)], root).returncode == 0
+    with open_store(back) as b, open_store(lite) as a:
+        assert [list(b.dump(t)) for t in ("suppressions", "ledger", "actions")] == \
+               [list(a.dump(t)) for t in ("suppressions", "ledger", "actions")]
+    migrated = run(["db", "migrate"], root, env={"NEWSLETTER_DATABASE": pg_database})
+    assert migrated.returncode == 0 and "schema version 1, up to date" in migrated.stdout
+
+
 def test_commits_are_asynchronous_unless_the_url_asks_for_durable_ones(pg_database: str) -> None:
     """The default trades the last instant before a server crash for speed, as SQLite's
     synchronous=NORMAL does; the URL's options choose a durable commit per hand-off."""
