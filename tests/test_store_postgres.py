@@ -4,6 +4,7 @@ that never shows the password. Real processes against the real server of tests/p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -15,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.secrets import SigningKeys
+from newsletter.audience.tokens import make_token
+from newsletter.config import load_config
 from newsletter.store import open_store
 from tests.conftest import run
 from tests.pg import PASSWORD, PgServer
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
-from tests.webserver import free_port, one_click, serve_in_process
+from tests.webserver import free_port, one_click, serve_in_process, serve_in_thread
 
 SECRET = "two-machines-signing-key-0123456789abcdef"
 NEXT = "2011-12-05-next"
@@ -120,6 +124,27 @@ def test_db_copy_moves_a_project_to_postgresql_and_back(tmp_path: Path, pg_datab
                [list(a.dump(t)) for t in ("suppressions", "ledger", "actions")]
     migrated = run(["db", "migrate"], root, env={"NEWSLETTER_DATABASE": pg_database})
     assert migrated.returncode == 0 and "schema version 1, up to date" in migrated.stdout
+
+
+def test_serve_reconnects_after_the_database_restarts(tmp_path: Path, pg_server: PgServer) -> None:
+    """A long-running `serve` outlives a database restart: the request that meets the cut
+    connection gets a 503 with Retry-After (nothing half-written), the next ones connect again."""
+    url = pg_server.new_database()
+    root = make_project(tmp_path / "p")
+    config = dataclasses.replace(load_config(root / "newsletter.toml"), database_url=url)
+    keys = SigningKeys(SECRET.encode(), (), False)
+
+    def link(email: str) -> str:
+        return f"/unsubscribe/{make_token(keys, email, config.list_id, 'en')}"
+
+    with serve_in_thread(config, keys) as port:
+        assert one_click(port, link("before@example.org")).status == 200
+        pg_server.restart("fast")
+        statuses = [one_click(port, link(f"after{i}@example.org")).status for i in range(3)]
+    assert statuses[0] in (200, 503) and statuses[1:] == [200, 200], statuses
+    with open_store(url) as store:
+        recorded = {s.email for s in store.all_suppressions()}
+    assert recorded == {"before@example.org"} | {f"after{i}@example.org" for i, s in enumerate(statuses) if s == 200}
 
 
 def test_commits_are_asynchronous_unless_the_url_asks_for_durable_ones(pg_database: str) -> None:

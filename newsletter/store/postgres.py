@@ -95,23 +95,35 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, *, name: str, password: str = "", migrate: bool = True):
         self._password = password
+        self._url = url
+        self._held = 0  # issue locks held on this connection: it must not be replaced under them
+        super().__init__(self._connect(name), name)
         try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                   application_name="newsletter")
-        except psycopg.Error as e:
-            raise DatabaseError(f"{name}: cannot connect: {self._clean(e)}") from None
-        super().__init__(conn, name)
-        try:
-            if "synchronous_commit" not in url + os.environ.get("PGOPTIONS", ""):
-                with self._reading():
-                    self._x("SET synchronous_commit = off")
             version = self.schema_version()
             _check_version(name, version)
             if migrate and version < len(MIGRATIONS):
                 self.migrate()
         except DatabaseError:
-            conn.close()
+            self._conn.close()
             raise
+
+    def _connect(self, name: str) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                   application_name="newsletter")
+            if "synchronous_commit" not in self._url + os.environ.get("PGOPTIONS", ""):
+                conn.execute("SET synchronous_commit = off")
+            return conn
+        except psycopg.Error as e:
+            raise DatabaseError(f"{name}: cannot connect: {self._clean(e)}") from None
+
+    def _ready(self) -> None:
+        """After the server went away (a restart, a network cut) the connection is broken: a
+        long-running process (`serve`) connects again on its next operation. Not while an
+        issue lock is held: that lock lived on the lost connection, so the send must stop."""
+        if (self._conn.closed or self._conn.broken) and not self._held:
+            self._conn.close()
+            self._conn = self._connect(self.name)
 
     def _clean(self, e: BaseException) -> str:
         text = " ".join(str(e).split()) or type(e).__name__
@@ -177,6 +189,7 @@ class PostgresStore(SqlStore):
             if self._depth:
                 yield
                 return
+            self._ready()
             try:
                 yield
             except self.errors as e:
@@ -192,6 +205,7 @@ class PostgresStore(SqlStore):
             if self._depth:  # part of a bigger transaction: it decides
                 yield
                 return
+            self._ready()
             try:
                 with self._conn.pipeline():
                     yield
@@ -231,6 +245,7 @@ class PostgresStore(SqlStore):
         key = _lock_key(issue)
         with self._reading():
             got = self._x("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+            self._held += bool(got)
         if not got:
             with self._reading():
                 row = self._x("SELECT host, pid, since FROM send_locks WHERE issue = ?", (issue,)).fetchone()
@@ -251,6 +266,8 @@ class PostgresStore(SqlStore):
                     self._x("SELECT pg_advisory_unlock(?)", (key,))
             except DatabaseError:
                 pass  # the connection is gone: so is the lock
+            finally:
+                self._held -= 1
 
     # --- bulk ---------------------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class SqlStore:
     def _fail(self, doing: str, e: BaseException) -> DatabaseError:
         return DatabaseError(f"{self.name}: cannot {doing} the state database: {_first_line(e)}")
 
+    def _ready(self) -> None:
+        """Called before each operation outside a transaction (PostgreSQL reconnects here)."""
+
     def _rollback(self) -> None:
         try:
             self._x("ROLLBACK")
@@ -101,6 +104,7 @@ class SqlStore:
                 finally:
                     self._depth -= 1
                 return
+            self._ready()
             try:
                 self._begin()
             except self.errors as e:
@@ -126,6 +130,8 @@ class SqlStore:
     @contextmanager
     def _reading(self) -> Iterator[None]:
         with self.lock:
+            if not self._depth:
+                self._ready()
             try:
                 yield
             except self.errors as e:

@@ -10,14 +10,14 @@ lose the last commits; that is the trade, and it is outside the kill -9 guarante
 The schema version is SQLite's own `user_version`; migrations run inside one BEGIN
 IMMEDIATE, so two processes starting at once apply them once.
 
-The per-issue send lock is a row in `send_locks` (host, pid, process start time, since),
-written in a transaction: a second sender reads who holds it. A row whose process is gone
-(a killed run) is stale and taken over -- the holder's liveness is checked on this machine,
-which is where an SQLite file's users are.
+The per-issue send lock is an flock on `send-<issue>.lock` beside the database (the kernel
+drops it when the holder dies), and who holds it since when is a row in `send_locks`, so a
+second sender can say.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import sqlite3
@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from newsletter.paths import display
 from newsletter.store.db import DatabaseError, IssueLocked, LockHolder, now
 from newsletter.store.sql import SqlStore
 
@@ -64,13 +65,12 @@ MIGRATIONS = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
-    # 2: the per-issue send lock moves from a lock file into the database
+    # 2: who holds each issue's send lock, and since when
     """
     CREATE TABLE send_locks (
         issue   TEXT PRIMARY KEY,
         host    TEXT NOT NULL,
         pid     INTEGER NOT NULL,
-        started TEXT NOT NULL DEFAULT '',      -- the holder's process start time (pid reuse)
         since   TEXT NOT NULL
     );
     """,
@@ -157,28 +157,41 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def issue_lock(self, issue: str) -> Iterator[None]:
-        """One sender per issue at a time; raises IssueLocked naming the holder."""
-        me = LockHolder(socket.gethostname(), os.getpid(), now())
-        started = _process_start(me.pid)
-        with self.transaction():
-            row = self._x("SELECT host, pid, started, since FROM send_locks WHERE issue = ?", (issue,)).fetchone()
-            if row is not None:
-                host, pid, their_start, since = row
-                if host != me.host or _alive(pid, their_start):
-                    raise IssueLocked(_locked_message(issue, LockHolder(host, pid, since)))
-            self._x("INSERT INTO send_locks (issue, host, pid, started, since) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (issue) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-                    " started = excluded.started, since = excluded.since",
-                    (issue, me.host, me.pid, started, me.since))
+        """One sender per issue at a time; raises IssueLocked naming the holder.
+
+        Who holds it is decided by the kernel: an flock on a file beside the database
+        (released when its process dies, so a killed run never leaves a stale lock, whatever
+        its pid or host name was). Who that is, and since when, is a row in `send_locks`."""
+        lock_path = self.path.parent / f"send-{issue}.lock"
         try:
-            yield
-        finally:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise DatabaseError(f"{display(lock_path)}: cannot create the send lock: {e.strerror}") from None
+        try:
             try:
-                with self.transaction():
-                    self._x("DELETE FROM send_locks WHERE issue = ? AND host = ? AND pid = ?",
-                            (issue, me.host, me.pid))
-            except DatabaseError:
-                pass  # left behind, it is stale as soon as this process ends
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with self._reading():
+                    row = self._x("SELECT host, pid, since FROM send_locks WHERE issue = ?", (issue,)).fetchone()
+                holder = f" ({LockHolder(*row)})" if row else ""
+                raise IssueLocked(f"another `newsletter send` of {issue} is running{holder}; "
+                                  "wait for it to finish") from None
+            me = LockHolder(socket.gethostname(), os.getpid(), now())
+            with self.transaction():
+                self._x("INSERT INTO send_locks (issue, host, pid, since) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (issue) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
+                        " since = excluded.since", (issue, me.host, me.pid, me.since))
+            try:
+                yield
+            finally:
+                try:
+                    with self.transaction():
+                        self._x("DELETE FROM send_locks WHERE issue = ? AND host = ? AND pid = ?",
+                                (issue, me.host, me.pid))
+                except DatabaseError:
+                    pass  # informational only: the flock is the lock
+        finally:
+            os.close(fd)
 
     def checkpoint(self) -> None:
         """Fold the WAL back into the file (after a bulk load, so the copy is one file)."""
@@ -190,26 +203,3 @@ def _check_version(name: str, version: int) -> None:
     if version > len(MIGRATIONS):
         raise DatabaseError(f"{name}: the state database has schema version {version}, newer than this "
                             f"newsletter knows ({len(MIGRATIONS)}): upgrade newsletter to use it")
-
-
-def _locked_message(issue: str, holder: LockHolder) -> str:
-    return (f"another `newsletter send` of {issue} is running ({holder}); wait for it to finish")
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not started or _process_start(pid) in ("", started)
