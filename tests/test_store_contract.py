@@ -200,3 +200,17 @@ def test_copy_moves_everything_and_refuses_a_non_empty_destination(store: Store,
         assert dst.count("actions") == 1201
         with pytest.raises(CopyError, match="not empty"):
             copy_store(store, dst)
+
+
+def test_a_retry_in_the_same_commit_and_repeated_outcomes(store: Store) -> None:
+    """A reader whose earlier attempt's outcome is committed with their next mark ends `sending`
+    (the mark is the later event); of two outcomes for one reader, the later one is kept."""
+    store.mark_handoff("i", "smtp", [("a@x.org", "<1@x>"), ("b@x.org", "<2@x>")])
+    store.mark_handoff("i", "smtp", [("a@x.org", "<3@x>")],
+                       [("a@x.org", "failed", "", "451 try later"), ("b@x.org", "failed", "", "451"),
+                        ("b@x.org", "sent", "250 ok", "")])
+    assert store.statuses("i", ["a@x.org", "b@x.org"]) == {"a@x.org": "sending", "b@x.org": "sent"}
+    (a,) = store.rows("i", "sending")
+    assert (a.message_id, a.attempts) == ("<3@x>", 2)
+    (b,) = store.rows("i", "sent")
+    assert (b.remote_id, b.last_error) == ("250 ok", "")

@@ -82,6 +82,21 @@ _SUPPRESS_AND_LOG = (
     "WITH new AS (INSERT INTO suppressions (email, reason, source, detail, created_at) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (email) DO NOTHING RETURNING email)"
     " INSERT INTO actions (at, action, email, detail) SELECT ?, 'suppress', email, ? FROM new")
+_HANDOFF = """
+WITH outcome AS (
+    INSERT INTO ledger (issue, email, status, backend, remote_id, last_error, attempts, created_at, updated_at)
+    SELECT %(issue)s, o.email, o.status, %(backend)s, o.remote, o.error, 1, %(stamp)s, %(stamp)s
+    FROM unnest(%(o_email)s::text[], %(o_status)s::text[], %(o_remote)s::text[], %(o_error)s::text[])
+        AS o(email, status, remote, error)
+    ON CONFLICT (issue, email) DO UPDATE SET status = excluded.status, remote_id = excluded.remote_id,
+        last_error = excluded.last_error, backend = excluded.backend, updated_at = excluded.updated_at
+)
+INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created_at, updated_at)
+SELECT %(issue)s, m.email, 'sending', %(backend)s, m.message_id, 1, %(stamp)s, %(stamp)s
+FROM unnest(%(m_email)s::text[], %(m_id)s::text[]) AS m(email, message_id)
+ON CONFLICT (issue, email) DO UPDATE SET status = 'sending', backend = excluded.backend,
+    message_id = excluded.message_id, attempts = ledger.attempts + 1, updated_at = excluded.updated_at
+"""
 _MIGRATION_LOCK = 0x6E6577736C657474  # "newslett": the advisory lock migrations take
 CONNECT_TIMEOUT = 10
 
@@ -148,16 +163,30 @@ class PostgresStore(SqlStore):
     def _in(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [list(values)]
 
-    # --- the ledger's hot path: one round trip per commit -------------------------------------
+    # --- the ledger's hot path: one statement, one round trip per commit ---------------------
 
     def mark_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
                      outcomes: Sequence[OutcomeRow] = ()) -> None:
-        with self._pipelined():
-            super().mark_handoff(issue, backend, handoffs, outcomes)
+        """The outcomes and the marks in ONE statement (arrays unnested, the outcomes' upsert in
+        a data-modifying WITH): atomic on its own, one round trip, prepared once. A reader both
+        in `outcomes` and `handoffs` (a retry) takes the two-statement path, in order."""
+        outcomes = _last_per_reader(outcomes)
+        marks = list({key: (key, mid) for key, mid in handoffs}.values())
+        if {o[0] for o in outcomes} & {m[0] for m in marks}:
+            with self._pipelined():
+                super().mark_handoff(issue, backend, marks, outcomes)
+            return
+        stamp = now()
+        with self._one_statement():
+            self._conn.execute(_HANDOFF, {
+                "issue": issue, "backend": backend, "stamp": stamp,
+                "o_email": [o[0] for o in outcomes], "o_status": [o[1] for o in outcomes],
+                "o_remote": [o[2] for o in outcomes], "o_error": [o[3] for o in outcomes],
+                "m_email": [m[0] for m in marks], "m_id": [m[1] for m in marks]})
 
     def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[OutcomeRow]) -> None:
-        with self._pipelined():
-            super().record_outcomes(issue, backend, outcomes)
+        if outcomes:
+            self.mark_handoff(issue, backend, (), outcomes)
 
     # --- suppressions: one statement per address (an unsubscribe is one round trip) ----------
 
@@ -284,6 +313,11 @@ class PostgresStore(SqlStore):
                 cur.execute("SELECT setval(pg_get_serial_sequence('actions', 'id'),"
                             " greatest((SELECT max(id) FROM actions), 1))")
         return n
+
+
+def _last_per_reader(outcomes: Sequence[OutcomeRow]) -> list[OutcomeRow]:
+    """One outcome per reader, the latest (an upsert may touch a row once per statement)."""
+    return list({o[0]: o for o in outcomes}.values())
 
 
 def _check_version(name: str, version: int) -> None:
