@@ -66,6 +66,7 @@ def fill_ledger(store: object, slug: str, n: int) -> None:
             for i in range(n))
     with store.transaction():  # type: ignore[attr-defined]
         store.load("ledger", rows)  # type: ignore[attr-defined]
+    store.optimize()  # type: ignore[attr-defined]  # as the database's own maintenance would, soon after
 
 
 def sent_count(database: Path | str, slug: str) -> int:

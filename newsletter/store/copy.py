@@ -42,4 +42,5 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[Copied], None] | N
         done.append(c)
         if progress is not None:
             progress(c)
+    dst.optimize()
     return done

@@ -340,6 +340,12 @@ class SqlStore:
             n += len(batch)
         return n
 
+    def optimize(self) -> None:
+        """Refresh the planner's statistics after a bulk load (what the database's own
+        maintenance would do a little later: SQLite's `PRAGMA optimize`, PostgreSQL's VACUUM)."""
+        with self._reading():
+            self._x("PRAGMA optimize")
+
     def close(self) -> None:
         with self.lock:
             try:
