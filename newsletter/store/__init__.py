@@ -16,6 +16,11 @@ identical behaviour (one contract test suite runs against both):
 
 Which one: `database` in newsletter.toml (a path, or a postgresql:// URL), overridden by the
 environment variable NEWSLETTER_DATABASE. Errors name that setting, never a password.
+
+Adding state (subscribers, lists, consent, bounces...): a migration appended to each
+backend's MIGRATIONS, the statements in sql.py (in the backend's module only where the
+dialects differ), named operations on `Store`, the table in db.TABLES and sql.COLUMNS so
+`newsletter db copy` moves it, and tests in tests/test_store_contract.py, which run against both.
 """
 
 from __future__ import annotations
