@@ -214,3 +214,12 @@ def test_a_retry_in_the_same_commit_and_repeated_outcomes(store: Store) -> None:
     assert (a.message_id, a.attempts) == ("<3@x>", 2)
     (b,) = store.rows("i", "sent")
     assert (b.remote_id, b.last_error) == ("250 ok", "")
+
+
+def test_a_closed_store_refuses_with_one_line(target: str) -> None:
+    store = open_store(target)
+    store.close()
+    with pytest.raises(DatabaseError, match="cannot (read|write) the state database"):
+        store.suppress("a@x.org", "manual")
+    with pytest.raises(DatabaseError, match="cannot (read|write) the state database"):
+        store.counts("i")

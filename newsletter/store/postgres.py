@@ -136,7 +136,7 @@ class PostgresStore(SqlStore):
         """After the server went away (a restart, a network cut) the connection is broken: a
         long-running process (`serve`) connects again on its next operation. Not while an
         issue lock is held: that lock lived on the lost connection, so the send must stop."""
-        if (self._conn.closed or self._conn.broken) and not self._held:
+        if (self._conn.closed or self._conn.broken) and not self._held and not self.closed:
             self._conn.close()
             self._conn = self._connect(self.name)
 

@@ -58,6 +58,7 @@ class SqlStore:
         self.name = name
         self.lock = threading.RLock()
         self._depth = 0
+        self.closed = False  # by close(): operations fail from then on (no reconnecting)
 
     # --- plumbing the backends fill in ------------------------------------------------------
 
@@ -348,6 +349,7 @@ class SqlStore:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             try:
                 self._conn.close()
             except self.errors:
