@@ -14,4 +14,5 @@ BENCHMARKS = {
     "state": "bench.state",
     "memory": "bench.memory",
     "web": "bench.web",
+    "postgres": "bench.postgres",
 }

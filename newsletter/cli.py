@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unsubscribe": ("newsletter.commands.suppressions", "Suppress an address: it is never mailed again."),
     "resubscribe": ("newsletter.commands.suppressions", "Lift an address's suppression (explicit and logged)."),
     "suppressions": ("newsletter.commands.suppressions", "List, export or import the suppression list."),
+    "db": ("newsletter.commands.db", "The state database: migrate, or copy between SQLite and PostgreSQL."),
 }
 
 

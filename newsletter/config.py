@@ -91,6 +91,7 @@ class Config:
     sendgrid: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
+    database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
 
     def web_url(self, slug: str) -> str:
         """Where the view-in-browser version of an issue is published."""
@@ -135,6 +136,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError([Problem(name, int(m.group(1)) if m else None, "", f"malformed TOML: {msg}")]) from None
     chk = Checker(name)
     v = _SCHEMA(chk, _with_lines(data, text), 1, "")
+    database_url = _database_url(chk, v, text)
     if chk.problems:
         raise ConfigError(sorted(chk.problems, key=lambda p: p.line or 0))
     root = path.parent
@@ -156,7 +158,8 @@ def load_config(path: Path | None = None) -> Config:
         default_language=v["default_language"] or "en",
         templates_dir=p(v["templates"], "templates"),
         subscribers=p(v["subscribers"], "subscribers.csv"),
-        database=p(v["database"], ".newsletter/state.db"),
+        database=p(None if database_url else v["database"], ".newsletter/state.db"),
+        database_url=database_url,
         build_dir=p(v["build_dir"], "build"),
         outbox_dir=p(v["outbox_dir"], "outbox"),
         backend=send.get("backend") or "outbox",
@@ -168,6 +171,31 @@ def load_config(path: Path | None = None) -> Config:
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
     )
 
+
+
+def _database_url(chk: Checker, v: Any, text: str) -> str:
+    """`database` when it is a URL: PostgreSQL only, and never with a password in it (a committed
+    file is no place for one: use NEWSLETTER_DATABASE, PGPASSWORD or ~/.pgpass)."""
+    value = ((v.get("database") if isinstance(v, dict) else None) or "").strip()
+    if "://" not in value:
+        return ""
+    from urllib.parse import urlsplit
+
+    line = _key_lines(text).get("database")
+    scheme = value.split("://", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        chk.add(line, "database", f"{scheme}:// is not supported: a path (SQLite) or a postgresql:// URL")
+        return ""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        chk.add(line, "database", "not a valid URL")
+        return ""
+    if password or "password=" in value.lower():
+        chk.add(line, "database", "holds a password: put the URL in NEWSLETTER_DATABASE, or the password "
+                                  "in PGPASSWORD or ~/.pgpass, not in this file")
+        return ""
+    return value
 
 
 def _with_lines(data: Any, text: str, prefix: str = "") -> Any:

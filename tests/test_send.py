@@ -11,9 +11,8 @@ import pytest
 
 from newsletter.deliver.backends.base import Outcome
 from newsletter.deliver.message import Recipient
-from newsletter.store import db
-from newsletter.store.ledger import Ledger, issue_lock
-from newsletter.store.suppressions import suppress
+from newsletter.store import open_store
+from newsletter.store.ledger import Ledger
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
@@ -48,8 +47,8 @@ def ledger_rows(root: Path) -> list[tuple]:
 
 def _state_with_history(root: Path) -> None:
     """gone@ is suppressed; sent@ already has the issue."""
-    conn = db.connect(root / ".newsletter" / "state.db")
-    suppress(conn, "gone@example.org", "unsubscribed", source="test")
+    conn = open_store(root / ".newsletter" / "state.db")
+    conn.suppress("gone@example.org", "unsubscribed", source="test")
     ledger = Ledger(conn, SLUG, "smtp")
     r = Recipient("sent@example.org", None, {}, "<x@example.org>", "<https://x>")
     ledger.mark_sending([r])
@@ -177,9 +176,10 @@ def test_bad_subscriber_file_is_one_clear_line_and_nothing_is_sent(proj: Path, s
 
 
 def test_a_second_send_of_the_same_issue_waits_its_turn(proj: Path, server: SMTPServer) -> None:
-    with issue_lock(proj / ".newsletter" / "state.db", SLUG):
+    with open_store(proj / ".newsletter" / "state.db") as store, store.issue_lock(SLUG):
         r = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=SECRET)
-    assert r.returncode == 1 and f"another `newsletter send` of {SLUG} is running (pid {os.getpid()})" in r.stderr
+    assert r.returncode == 1 and f"another `newsletter send` of {SLUG} is running (pid {os.getpid()} on " in r.stderr
+    assert " since " in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert server.deliveries == []
 
 

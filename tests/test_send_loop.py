@@ -16,19 +16,18 @@ from newsletter.deliver.backends.outbox import OutboxBackend
 from newsletter.deliver.message import Recipient
 from newsletter.deliver.send import make_plan, send_issue
 from newsletter.errors import BackendError
-from newsletter.store import db
-from newsletter.store.suppressions import suppress
+from newsletter.store import Store, open_store
 from tests.sendkit import SLUG, address, make_project
 
 KEYS = SigningKeys(b"loop-test-key-0123456789abcdef", (), False)
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Built, sqlite3.Connection, Path]:
+def setup(tmp_path: Path) -> tuple[Built, Store, Path]:
     root = make_project(tmp_path / "p", subscribers=20)
     config = load_config(root / "newsletter.toml")
     built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
-    return built, db.connect(config.database), root
+    return built, open_store(config.database), root
 
 
 def statuses(root: Path) -> dict[str, str]:
@@ -66,8 +65,8 @@ class SuppressMidway(OutboxBackend):
     """An unsubscribe arrives (through another connection) while the send is running."""
 
     def send_messages(self, recipients: Sequence[Recipient]) -> list:
-        other = db.connect(self.root.parent / ".newsletter" / "state.db")
-        suppress(other, address(15), "unsubscribed", source="one-click")
+        other = open_store(self.root.parent / ".newsletter" / "state.db")
+        other.suppress(address(15), "unsubscribed", source="one-click")
         other.close()
         return super().send_messages(recipients)
 
@@ -115,7 +114,7 @@ def test_rate_limit_spaces_the_hand_offs(setup) -> None:  # noqa: ANN001
 
 def test_plan_counts_match_what_the_send_does(setup) -> None:  # noqa: ANN001
     built, conn, root = setup
-    suppress(conn, address(3), "bounced", source="test")
+    conn.suppress(address(3), "bounced", source="test")
     plan = make_plan(built, root / "subscribers.csv", conn)
     report = send_issue(built, OutboxBackend(built.config), root / "subscribers.csv", conn, keys=KEYS)
     assert (plan.to_send, plan.suppressed) == (report.sent, report.suppressed) == (19, 1)

@@ -13,10 +13,10 @@ An ASGI application (Starlette) with exactly these routes:
 Run it with `newsletter serve`, or under any ASGI server:
 `NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.audience.web:app_factory`.
 
-The state file is shared with a running `newsletter send`: every write is one short
-`BEGIN IMMEDIATE` transaction, made off the event loop, on one connection that the
+The state (newsletter.store) is shared with a running `newsletter send`: every write is
+one short transaction, made off the event loop, on the store's one connection that the
 app's threads take turns on (so they queue in Python, not in SQLite's sleep-and-retry
-busy handler); the busy timeout covers the moments the send holds the write lock.
+busy handler); SQLite's busy timeout covers the moments the send holds the write lock.
 A bad token gets the same neutral page whatever address it names, and no page says
 whether an address is on the list.
 """
@@ -26,14 +26,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
@@ -60,9 +59,7 @@ from newsletter.compose import i18n
 from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
 from newsletter.errors import NewsletterError
-from newsletter.store import db
-from newsletter.store.db import DatabaseError, email_key, now, transaction
-from newsletter.store.suppressions import suppress
+from newsletter.store import DatabaseError, Store, open_store
 
 log = logging.getLogger("newsletter.audience.web")
 
@@ -70,43 +67,15 @@ CONFIG_VAR = "NEWSLETTER_CONFIG"
 DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
 FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
-T = TypeVar("T")
 
 
-class Store:
-    """The app's one connection to the state file; threads take turns on it."""
-
-    def __init__(self, path: Path):
-        self._conn: sqlite3.Connection | None = db.connect(path)  # fails early: unwritable, corrupt
-        self._lock = threading.Lock()
-
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._lock:
-            if self._conn is None:
-                raise DatabaseError("the state database is closed")
-            return fn(self._conn, *args)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
-def resubscribe_by_link(conn: sqlite3.Connection, email: str) -> bool:
+def resubscribe_by_link(store: Store, email: str) -> bool:
     """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
     an operator's decision: a link must not undo those (`newsletter resubscribe` can)."""
-    key = email_key(email)
-    with transaction(conn):
-        row = conn.execute("SELECT reason FROM suppressions WHERE email = ?", (key,)).fetchone()
-        if row is None:
+    with store.transaction():
+        if store.suppression(email) is None:
             return True
-        if row[0] != "unsubscribed":
-            return False
-        conn.execute("DELETE FROM suppressions WHERE email = ?", (key,))
-        conn.execute("INSERT INTO actions (at, action, email, detail) VALUES (?, 'resubscribe', ?, ?)",
-                     (now(), key, "via page"))
-        return True
+        return store.resubscribe(email, source="page", only=("unsubscribed",))
 
 
 class _TooLarge(Exception):
@@ -239,7 +208,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
     pages = _Pages(config)
-    store = Store(config.database)
+    store = open_store(config)  # fails early: unwritable, corrupt, unreachable
 
     async def unsubscribe(request: Request) -> Response:
         body = await _read_body(request, form_max) if request.method == "POST" else b""
@@ -255,12 +224,12 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         action = form.get("action", "")
         try:
             if action == "resubscribe":
-                done = await run_in_threadpool(store.run, resubscribe_by_link, reader.email)
+                done = await run_in_threadpool(resubscribe_by_link, store, reader.email)
                 return pages.render("resubscribed", language, resubscribed=done, **ctx)
             # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
             # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
             source = "page" if action == "unsubscribe" else "one-click"
-            await run_in_threadpool(store.run, _suppress_reader, reader.email, source)
+            await run_in_threadpool(_suppress_reader, store, reader.email, source)
         except DatabaseError as e:
             log.error("unsubscribe not recorded: %s", e)
             return pages.error("busy", 503, language, {"Retry-After": "5"})
@@ -275,16 +244,13 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         try:
             verifier.verify(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
             events = await run_in_threadpool(parse_events, body)
-            applied = await run_in_threadpool(store.run, apply_events, events)
+            applied = await run_in_threadpool(apply_events, store, events)
         except WebhookError as e:
             log.warning("webhook request refused: %s", e)
             return JSONResponse({"error": str(e)}, e.status)
-        except DatabaseError as e:
+        except DatabaseError as e:  # rolled back as a whole; SendGrid retries non-2xx answers
             log.error("webhook batch not applied: %s", e)
             return JSONResponse({"error": "busy, retry later"}, 503, headers={"Retry-After": "30"})
-        except sqlite3.Error as e:  # rolled back as a whole; SendGrid retries non-2xx answers
-            log.error("webhook batch not applied (rolled back): %s", e)
-            return JSONResponse({"error": "the batch could not be applied"}, 500)
         log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d ignored",
                  applied.events, applied.suppressed, applied.deliveries, applied.ignored)
         return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
@@ -320,8 +286,8 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     return app
 
 
-def _suppress_reader(conn: sqlite3.Connection, email: str, source: str) -> bool:
-    return suppress(conn, email, "unsubscribed", source=source)
+def _suppress_reader(store: Store, email: str, source: str) -> bool:
+    return store.suppress(email, "unsubscribed", source=source)
 
 
 def _form(request: Request, body: bytes) -> dict[str, str]:

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import NewsletterError
-from newsletter.store.db import email_key, now, transaction
+from newsletter.store.db import email_key
+
+if TYPE_CHECKING:
+    from newsletter.store import Store
 
 #: The custom_args key carrying the issue id; SendGrid echoes custom args as top-level event keys.
 ISSUE_ARG = "newsletter_issue"
@@ -178,29 +180,16 @@ def plan(events: Iterable[Mapping[str, Any]]) -> _Plan:
     return _Plan(sup, dlv, ignored)
 
 
-def apply_events(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> Applied:
+def apply_events(store: Store, events: list[dict[str, Any]]) -> Applied:
     """Apply a batch in one transaction: all of it or, on any error, none of it."""
     p = plan(events)
-    stamp = now()
     suppressed = moved = 0
-    with transaction(conn):
+    with store.transaction():
         for email, reason, detail in p.suppressions:
-            cur = conn.execute(
-                "INSERT INTO suppressions (email, reason, source, detail, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(email) DO NOTHING", (email, reason, SOURCE, detail, stamp))
-            if cur.rowcount:
-                suppressed += 1
-                conn.execute("INSERT INTO actions (at, action, email, detail) VALUES (?, 'suppress', ?, ?)",
-                             (stamp, email, f"{reason} via {SOURCE}: {detail}"))
+            suppressed += store.suppress(email, reason, source=SOURCE, detail=detail)
         for issue, email, delivery in p.deliveries:
             rank = DELIVERY_RANK[delivery]
-            lower = [k for k, r in DELIVERY_RANK.items() if r < rank]
-            marks = ",".join("?" * len(lower))
-            cur = conn.execute(
-                "UPDATE ledger SET delivery = ?, updated_at = ?"
-                f" WHERE issue = ? AND email = ? AND delivery IN ({marks})",
-                (delivery, stamp, issue, email, *lower))
-            moved += cur.rowcount
+            moved += store.record_delivery(issue, email, delivery, [k for k, r in DELIVERY_RANK.items() if r < rank])
     return Applied(events=len(events), suppressed=suppressed, deliveries=moved, ignored=p.ignored)
 
 

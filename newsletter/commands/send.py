@@ -19,6 +19,7 @@ from newsletter.paths import display
 
 if TYPE_CHECKING:
     from newsletter.deliver.backends.base import Backend
+    from newsletter.store import Store
 
 SAMPLES = 3
 SHOW_ROWS = 20
@@ -55,8 +56,7 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
     """
     from newsletter.deliver.backends import get_backend
-    from newsletter.store import db
-    from newsletter.store.ledger import issue_lock
+    from newsletter.store import open_store, store_exists
 
     config = get_config(config_path, near=issue)
     backend_name = backend or config.backend
@@ -67,13 +67,13 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     keys = _keys(allow_development=no_mail_leaves, backend=backend_name)
 
     if dry_run:
-        conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+        store = open_store(config, readonly=True) if store_exists(config) else None
         try:
-            plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain, samples=SAMPLES,
+            plan = make_plan(built, csv_path, store, resend_uncertain=resend_uncertain, samples=SAMPLES,
                              display=display(csv_path))
         finally:
-            if conn is not None:
-                conn.close()
+            if store is not None:
+                store.close()
         _print_header(built, backend_name, config)
         _print_plan(plan)
         samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
@@ -85,13 +85,13 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         return
 
     if to:
-        conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+        store = open_store(config, readonly=True) if store_exists(config) else None
         try:
             with get_backend(backend_name, config) as b:
-                outcome = send_test(built, b, to, keys=keys, conn=conn)
+                outcome = send_test(built, b, to, keys=keys, store=store)
         finally:
-            if conn is not None:
-                conn.close()
+            if store is not None:
+                store.close()
         _announce_key(keys)
         if outcome.status != "sent":
             raise SendError(f"test message to {outcome.email} {outcome.status}: {outcome.detail}")
@@ -99,34 +99,33 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         click.echo(f"test message sent to {outcome.email} via {backend_name}{where}; not recorded as a send")
         return
 
-    conn = db.connect(config.database)
+    store = open_store(config)
     try:
-        with issue_lock(config.database, built.slug):
+        with store.issue_lock(built.slug):
             if yes:  # no question, so no plan first: the send reads the list once, the table comes after
-                report = _send_without_plan(built, backend_name, config, csv_path, conn, keys=keys,
+                report = _send_without_plan(built, backend_name, config, csv_path, store, keys=keys,
                                             resend_uncertain=resend_uncertain, rate=rate, issue=issue)
                 if report is None:
                     return
             else:
-                report = _send_after_question(built, backend_name, config, csv_path, conn, keys=keys,
+                report = _send_after_question(built, backend_name, config, csv_path, store, keys=keys,
                                               resend_uncertain=resend_uncertain, rate=rate, issue=issue)
                 if report is None:
                     return
     finally:
-        conn.close()
+        store.close()
     _print_report(report, issue, backend_name)
     if not report.complete:
         sys.exit(1)
 
 
-def _send_after_question(built: Built, backend_name: str, config: Config, csv_path: Path, conn: object, *,
+def _send_after_question(built: Built, backend_name: str, config: Config, csv_path: Path, store: Store, *,
                          keys: SigningKeys, resend_uncertain: bool, rate: float | None,
                          issue: Path) -> SendReport | None:
     """Show the plan, ask, send. None if there was nothing to send."""
     from newsletter.deliver.backends import get_backend
 
-    plan = make_plan(built, csv_path, conn, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
-                     display=display(csv_path))
+    plan = make_plan(built, csv_path, store, resend_uncertain=resend_uncertain, display=display(csv_path))
     _print_header(built, backend_name, config)
     _print_plan(plan)
     b = get_backend(backend_name, config)  # bad settings fail here, before the question
@@ -138,14 +137,14 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
         raise SendError("not sent")
     progress = _Progress(plan.to_send)
     try:
-        return send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
+        return send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
                           rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
                           total=plan.to_send, progress=progress, display=display(csv_path))
     finally:
         progress.close()
 
 
-def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path: Path, conn: object, *,
+def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path: Path, store: Store, *,
                        keys: SigningKeys, resend_uncertain: bool, rate: float | None,
                        issue: Path) -> SendReport | None:
     """--yes: send while reading the list (once: validating a million addresses twice was a
@@ -162,7 +161,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         size = 0  # read_subscribers says what is wrong with the file
     progress = _Progress(size, by_bytes=True)
     try:
-        report = send_issue(built, b, csv_path, conn, keys=keys, resend_uncertain=resend_uncertain,  # type: ignore[arg-type]
+        report = send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
                             rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
                             progress=progress, display=display(csv_path))
     finally:

@@ -32,7 +32,7 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     from newsletter.compose.issue import load_issue
     from newsletter.deliver.send import make_plan
     from newsletter.paths import display
-    from newsletter.store import db
+    from newsletter.store import open_store, store_exists
     from newsletter.store.ledger import Ledger
 
     config = get_config(config_path, near=issue)
@@ -41,10 +41,10 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     loaded = load_issue(issue, display=display(issue))
     built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
     csv_path = (subscribers or config.subscribers).resolve()
-    conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+    store = open_store(config, readonly=True) if store_exists(config) else None
     try:
-        counts = Ledger(conn, built.slug).counts() if conn is not None else {}
-        plan = make_plan(built, csv_path, conn, display=str(csv_path)) if csv_path.exists() else None
+        counts = Ledger(store, built.slug).counts() if store is not None else {}
+        plan = make_plan(built, csv_path, store, display=str(csv_path)) if csv_path.exists() else None
         click.echo(f"issue       {built.slug}: {built.issue.subject}")
         uncertain = counts.get("uncertain", 0) + counts.get("sending", 0)
         parts = [f"sent {counts.get('sent', 0):,}"]
@@ -59,16 +59,16 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
         if counts.get("sending"):
             click.echo(f"  {counts['sending']:,} are being handed off now, or a send was killed mid-hand-off"
                        " (they become uncertain when a send starts)")
-        if conn is not None:
-            ledger = Ledger(conn, built.slug)
+        if store is not None:
+            ledger = Ledger(store, built.slug)
             for status in ("uncertain", "failed"):
                 rows = ledger.rows(status, limit=SHOW)
                 for row in rows:
                     click.echo(f"{status} {row.email}: {row.last_error} (attempts {row.attempts}, {row.updated_at})")
                 if counts.get(status, 0) > SHOW:
                     click.echo(f"… and {counts[status] - SHOW:,} more {status}")
-        if not counts.get("sent") and conn is None:
+        if not counts.get("sent") and store is None:
             click.echo("  nothing has been sent yet")
     finally:
-        if conn is not None:
-            conn.close()
+        if store is not None:
+            store.close()

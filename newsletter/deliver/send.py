@@ -1,7 +1,7 @@
 """The send loop: subscribers -> suppressions -> ledger -> backend. Also the dry run and --to.
 
-    plan = make_plan(built, csv, conn)                    # counts; writes nothing
-    report = send_issue(built, backend, csv, conn, keys)  # resumable, kill-safe
+    plan = make_plan(built, csv, store)                    # counts; writes nothing
+    report = send_issue(built, backend, csv, store, keys)  # resumable, kill-safe
 
 The subscriber CSV is streamed in batches; for each batch the ledger says who already
 has the issue, the suppression list is asked right before the hand-off (so an
@@ -19,7 +19,6 @@ a sender thread, one request in flight, still marking each request's readers fir
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -33,9 +32,8 @@ from newsletter.compose.build import Built
 from newsletter.deliver.backends.base import Backend, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.errors import BackendError, SendError
-from newsletter.store.db import email_key
+from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
-from newsletter.store.suppressions import suppressed_among
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
 
@@ -102,15 +100,15 @@ def _batches(rows: Iterator[Subscriber | Rejected | Done], size: int) -> Iterato
         yield batch
 
 
-def _classify(batch: list[Subscriber], statuses: dict[str, str], conn: sqlite3.Connection | None,
+def _classify(batch: list[Subscriber], statuses: dict[str, str], store: Store | None,
               resend_uncertain: bool, lock: AbstractContextManager[object] | None = None
               ) -> Iterator[tuple[Subscriber, str]]:
     """(subscriber, what to do): 'sent', 'suppressed', 'held', 'failed', 'uncertain' or 'new'."""
     unsent = [s for s in batch if statuses.get(s.key) != "sent"]
     suppressed: set[str] = set()
-    if conn is not None and unsent:
-        with lock or nullcontext():  # a backend's sender thread may be using the connection
-            suppressed = suppressed_among(conn, (s.email for s in unsent))
+    if store is not None and unsent:
+        with lock or nullcontext():  # a backend's sender thread may be using the store
+            suppressed = store.suppressed_among(s.email for s in unsent)
     for s in batch:
         status = statuses.get(s.key)
         if status == "sent":
@@ -139,16 +137,16 @@ def _passed_over(tally: Plan | SendReport, what: str) -> bool:
     return True
 
 
-def make_plan(built: Built, subscribers: Path, conn: sqlite3.Connection | None, *,
+def make_plan(built: Built, subscribers: Path, store: Store | None, *,
               resend_uncertain: bool = False, samples: int = 0, display: str | None = None) -> Plan:
-    """Count who would be sent to, without writing anything. `conn` None: no state yet."""
+    """Count who would be sent to, without writing anything. `store` None: no state yet."""
     plan = Plan(subscribers=display or str(subscribers))
-    ledger = Ledger(conn, built.slug) if conn is not None else None
+    ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
     for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
-        for s, what in _classify(batch, statuses, conn, resend_uncertain):
+        for s, what in _classify(batch, statuses, store, resend_uncertain):
             if not _passed_over(plan, what):
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
@@ -186,18 +184,18 @@ class RecipientMaker:
 # --- the send ------------------------------------------------------------------------------
 
 
-def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.Connection, *,
+def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, *,
                keys: SigningKeys, resend_uncertain: bool = False, rate: float = 0, batch_size: int = 500,
                total: int = 0, progress: Callable[[SendReport], None] | None = None,
                display: str | None = None) -> SendReport:
     """Send the issue to everyone in `subscribers` who has not had it yet. Resumable.
 
-    The caller holds `ledger.issue_lock` so two runs never send the same issue at once.
+    The caller holds `store.issue_lock` so two runs never send the same issue at once.
     Returns a report; raises only if the send cannot start (the backend's own errors
     mid-way stop the loop and are reported in `report.stopped`).
     """
     report = SendReport(total=total)
-    ledger = Ledger(conn, built.slug, backend.name)
+    ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()
     message = prepare_message(built)
     maker = RecipientMaker(built, keys)
@@ -231,7 +229,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, conn: sqlite3.
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
-            for s, what in _classify(batch, statuses, conn, resend_uncertain, ledger.lock):
+            for s, what in _classify(batch, statuses, store, resend_uncertain, ledger.lock):
                 if not _passed_over(report, what):
                     todo.append(maker(s))
             if not todo:
@@ -291,13 +289,13 @@ def _tally(report: SendReport, outcomes: list[Outcome]) -> None:
 
 
 def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys,
-              conn: sqlite3.Connection | None = None) -> Outcome:
+              store: Store | None = None) -> Outcome:
     """One message to `address`, subject prefixed [TEST]; never recorded in the ledger."""
     try:
         email = normalise_address(address)
     except ValueError as e:
         raise SendError(f"--to {address}: not a valid address: {e}") from None
-    if conn is not None and suppressed_among(conn, [email]):
+    if store is not None and store.is_suppressed(email):
         raise SendError(f"--to {email}: this address is on the suppression list; it is never mailed")
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)

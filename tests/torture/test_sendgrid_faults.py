@@ -22,7 +22,7 @@ from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
 from newsletter.deliver.send import SendReport, send_issue
-from newsletter.store import db
+from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
 from tests.torture.figures import count, size
@@ -45,7 +45,7 @@ def _send(root: Path, url: str, waits: list[tuple[float, float]]) -> SendReport:
         waits.append((time.time(), seconds))
         time.sleep(min(seconds, 0.005))
 
-    conn = db.connect(config.database)
+    conn = open_store(config.database)
     try:
         backend = get_backend("sendgrid", config, backoff=0.01, max_backoff=0.05, per_request=PER_REQUEST,
                               uncertain_limit=3, sleep=sleep)

@@ -21,7 +21,7 @@ from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
 from newsletter.deliver.send import send_issue
-from newsletter.store import db
+from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
 from tests.torture.figures import count, size
@@ -36,7 +36,7 @@ STALL = 0.9  # the server's stalls; the client's timeout is 0.5 s
 def _send(root: Path, port: int, *, connections: int = 4) -> object:
     config = load_config(root / "newsletter.toml")
     built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
-    conn = db.connect(config.database)
+    conn = open_store(config.database)
     try:
         backend = get_backend("smtp", config, host="127.0.0.1", port=port, timeout=0.5, retries=6,
                               retry_delay=0.005, connections=connections)
