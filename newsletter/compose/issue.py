@@ -180,7 +180,8 @@ _FOOTER = Obj({"text": Markdown(max_len=5000).doc("Markdown under the postal add
                                                   "Internationale des ligues des Droits de l'Homme"),
                "follow_label": Str(max_len=200).doc("The words above the social links.", "Follow us"),
                "unsubscribe_text": Str(max_len=300).doc("The unsubscribe line's text (it links to the reader's "
-                                                        "unsubscribe page).", "Unsubscribe")}).doc(
+                                                        "unsubscribe page).", "Unsubscribe"),
+               "lang": LANG.doc("The language of `text`, when it differs from the issue's.", "fr")}).doc(
     "What the footer says besides the organisation's address (from newsletter.toml).", {"follow_label": "Follow us"})
 
 
