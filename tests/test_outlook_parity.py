@@ -41,8 +41,9 @@ def test_the_comparison_sees_a_difference(mjml_cli: list[str]) -> None:
     assert {(a.style, b.style) for _, a, b in bad if a and b} >= {("300px", "280px")}
 
 
-def test_video_tiles_are_linked_inside_the_cell() -> None:
-    """A link around a table is not clickable in Outlook desktop: links sit on images or in cells."""
+def test_links_inside_cells_and_bulletproof_buttons() -> None:
+    """A link around a table is not clickable in Outlook desktop: links sit on images or in cells.
+    Buttons are coloured by their cell (bgcolor) and padded for Word by mso-padding-alt."""
     import re
 
     from newsletter.compose.render import mjml_to_html
@@ -52,3 +53,7 @@ def test_video_tiles_are_linked_inside_the_cell() -> None:
         assert not re.search(r"<a\b[^>]*>\s*<table", html), issue.name
         tiles = re.findall(r'<v:rect[^>]*style="width:(\d+)px', html)
         assert all(w == "132" for w in tiles), "the VML tile is as wide as the tile in Chromium"
+        buttons = re.findall(r'<td[^>]*bgcolor="#[0-9a-f]{6}"[^>]*style="[^"]*mso-padding-alt:12px 28px[^"]*"[^>]*>'
+                             r'\s*<a [^>]*style="[^"]*mso-padding-alt:0px', html)
+        assert len(buttons) == html.count('class="nl-button'), issue.name
+    assert tiles and buttons  # the every-block issue has both

@@ -199,3 +199,26 @@ def test_init_sets_up_editor_completion(tmp_path: Path) -> None:
     data = yaml.load(issue.read_text(), Loader=_NoDates)  # noqa: S506 - a SafeLoader
     assert list(Draft202012Validator(schema).iter_errors(data)) == []
     assert schema == _schema("issue", tmp_path)
+
+
+def _with_examples(node: Any) -> list[dict[str, Any]]:
+    out = []
+    if isinstance(node, dict):
+        if "examples" in node:
+            out.append(node)
+        for value in node.values():
+            out += _with_examples(value)
+    elif isinstance(node, list):
+        for value in node:
+            out += _with_examples(value)
+    return out
+
+
+@pytest.mark.parametrize("what", ["issue", "config"])
+def test_every_example_in_the_schema_is_valid_by_its_own_field(tmp_path: Path, what: str) -> None:
+    nodes = _with_examples(_schema(what, tmp_path))
+    assert len(nodes) > 20
+    for node in nodes:
+        for example in node["examples"]:
+            errors = [e.message for e in Draft202012Validator(node).iter_errors(example)]
+            assert errors == [], f"{node.get('description')}: {example!r}: {errors}"

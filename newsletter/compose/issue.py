@@ -210,7 +210,9 @@ _TOP: dict[str, Spec] = {
                                   "Let’s mobilise to free Ales Bialiatski !"),
     "date": Date().doc("The issue's date, YYYY-MM-DD.", "2011-11-28"),
     "language": OneOf(*LANGUAGES).doc("The language of the theme's fixed strings and of the content.", "en"),
-    "links": _LINKS, "blocks": _Blocks().doc("The content, in reading order.", []),
+    "links": _LINKS, "blocks": _Blocks().doc("The content, in reading order.", [
+        {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
+        {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
     "footer": _FOOTER,
 }
 

@@ -63,14 +63,19 @@ class Rule:
         """The JSON Schema keywords of the value's shape (no description)."""
         return {}
 
+    def example(self) -> Any:
+        """One value this rule accepts, for the schema's `examples` (None if it has none)."""
+        return next((e for e in self.examples if e not in ([], {})), None)
+
     def json_schema(self) -> dict[str, Any]:
         """JSON Schema (draft 2020-12) of what this rule accepts."""
         out: dict[str, Any] = {}
         if self.description:
             out["description"] = self.description
         out.update(self.shape())
-        if self.examples:
-            out["examples"] = [_jsonable(e) for e in self.examples]
+        example = self.example()
+        if example is not None:
+            out["examples"] = [_jsonable(example)]
         return out
 
 
@@ -120,6 +125,13 @@ class Obj(Rule):
             out[key] = spec(chk, value[key], line_of(value, key), _join(path, key))
         return out
 
+    def example(self) -> Any:
+        own = super().example()
+        if own is not None:
+            return own
+        built = {k: f.example() for k, f in self.fields.items() if k in self.required and isinstance(f, Rule)}
+        return built if built and None not in built.values() else None
+
     def shape(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "object",
                                "properties": {k: json_schema_of(s) for k, s in self.fields.items()},
@@ -145,6 +157,13 @@ class ListOf(Rule):
             chk.add(line, path, f"has {len(value)} items; at most {self.max_items}")
             return []
         return [self.item(chk, v, line_of(value, i), _join(path, i)) for i, v in enumerate(value)]
+
+    def example(self) -> Any:
+        own = super().example()
+        if own is not None:
+            return own
+        item = self.item.example() if isinstance(self.item, Rule) else None
+        return [item] if item is not None else None
 
     def shape(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "array", "items": json_schema_of(self.item), "maxItems": self.max_items}
