@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resubscribe": ("newsletter.commands.suppressions", "Lift an address's suppression (explicit and logged)."),
     "suppressions": ("newsletter.commands.suppressions", "List, export or import the suppression list."),
     "db": ("newsletter.commands.db", "The state database: migrate, or copy between SQLite and PostgreSQL."),
+    "schema": ("newsletter.commands.schema", "Print the JSON Schema of an issue file or of newsletter.toml."),
 }
 
 

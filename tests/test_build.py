@@ -30,6 +30,11 @@ EXAMPLES = {
 SEED_EXCEPTIONS = {
     # the organisation's name comes from newsletter.toml, where it is spelled correctly
     "fidh- international fedération for human rights",
+    # the seed's alt texts were file names; the example describes the pictures instead (issue 15)
+    "mayor of paris&son of ales bialiatski",
+    "ales cake ales-cake-hague",
+    "ales bialiatski _mg_0633 ales bialiatski _mg_0667",
+    "bialiatski-birthday wishes",
 }
 GMAIL_CLIP = 102 * 1024
 
@@ -89,8 +94,8 @@ def test_seed_000_structure(examples: Path) -> None:
     captions = [_norm(a.text_content()) for a in doc.cssselect(".nl-caption a")]
     assert len(captions) == 8 and captions[1] == "artak kirakosyan, secrétaire général de la fidh (arménie)"
     tiles = doc.cssselect("td.nl-play-cell")
-    assert len(tiles) == 8 and all(t.get("aria-label") for t in tiles)
-    assert all(t.cssselect(".nl-play") for t in tiles), "every thumbnail has a play button over it"
+    assert len(tiles) == 8 and all(t.cssselect(".nl-play[aria-label]") for t in tiles), "a play button over each"
+    assert all(t.cssselect("a.nl-play-link[href]") for t in tiles), "the link is inside the tile, not around a table"
     authors = [_norm(s.text_content()) for s in doc.cssselect(".nl-cite strong")]
     assert authors == ["bertrand delanoë", "jerzy buzek", "french ministry of foreign affairs",
                        "polish ministry of foreign affairs"]
@@ -104,7 +109,7 @@ def test_seed_000_structure(examples: Path) -> None:
 
 def test_seed_001_teasers(examples: Path) -> None:
     doc = lxml.html.fromstring((examples / "build/2013-12-10-solidarity-with-ales-bialiatski/email.html").read_text())
-    titles = [_norm(h.text_content()) for h in doc.cssselect("h3.nl-h3")]
+    titles = [_norm(h.text_content()) for h in doc.cssselect(".nl-h3")]
     assert len(titles) == 10 and titles[0] == "ales bialiatski becomes an honorary citizen of paris"
     more = [a for a in doc.cssselect(".nl-more a") if _norm(a.text_content()).startswith("read more")]
     assert len(more) == 10
@@ -168,7 +173,7 @@ def test_dark_mode_rules_can_win(examples: Path, slug: str) -> None:
     styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", page, flags=re.S))
     dark = styles[styles.index("@media (prefers-color-scheme: dark)"):]
     assert "background-color: #1c1c1e !important" in dark
-    assert "@media only screen and (max-width: 479px)" in styles
+    assert "@media only screen and (max-width: 519px)" in styles
     inline = re.findall(r'style="([^"]*)"', page)
     assert not [s for s in inline if re.search(r"(^|;)\s*(background-)?color:[^;]*!important", s)]
 

@@ -2,7 +2,8 @@
 
 Each fixture in tests/fixtures/check/ is an issue whose `# expect:` comment lines are the
 exact output (`# expect-re:` where a figure depends on the theme, such as a size in KB);
-`<name>.templates/`, when present, is that project's templates folder.
+`<name>.templates/`, when present, is that project's templates folder, and `<name>.toml` its
+newsletter.toml.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from tests.conftest import REPO, run
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
 RULES = {"size", "subject", "preheader", "img-alt", "img-width", "url-relative", "url-http", "url-localhost",
-         "example-domain", "unsubscribe", "postal-address", "mjml", "css"}
+         "example-domain", "unsubscribe", "postal-address", "mjml", "css", "img-alt-filename", "contrast"}
 
 
 def fixture_project(tmp_path: Path, name: str) -> Path:
     root = tmp_path / name
     (root / "issues").mkdir(parents=True)
-    shutil.copy(FIXTURES / "newsletter.toml", root / "newsletter.toml")
+    own = FIXTURES / f"{name}.toml"  # a fixture about the config brings its own
+    shutil.copy(own if own.exists() else FIXTURES / "newsletter.toml", root / "newsletter.toml")
     shutil.copy(FIXTURES / f"{name}.yaml", root / "issues" / f"{name}.yaml")
     if (FIXTURES / f"{name}.templates").is_dir():
         shutil.copytree(FIXTURES / f"{name}.templates", root / "templates")
