@@ -17,7 +17,7 @@ from bench.harness import WORK, BenchError, Skip, in_ci
 
 #: The reference compiler, pinned by major version so later runs compare like with like.
 MJML_SPEC = "mjml@^5"
-#: Deque's accessibility engine, injected into Chromium by tests/test_email_a11y_browser.py.
+#: Deque's accessibility engine, injected into Chromium by tests/test_a11y_browser.py.
 AXE_SPEC = "axe-core@^4"
 POSTFIX_DIRS = ("/usr/sbin", "/usr/lib/postfix", "/usr/libexec/postfix", "/usr/bin")
 
