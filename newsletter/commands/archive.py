@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.editor.archive import build_archive
 from newsletter.paths import display
 
@@ -17,7 +17,6 @@ from newsletter.paths import display
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where to write the site (default: build/archive/).")
 @config_option
-@reports_errors
 def archive_command(issues_dir: Path | None, out_dir: Path | None, config_path: Path | None) -> None:
     """Build a static web archive of every issue: an index by date, each issue's web
     version at the address its "view in browser" link uses, and an Atom feed.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
 from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
@@ -26,7 +26,7 @@ SHOW_ROWS = 20
 
 
 @click.command("send")
-@click.argument("issue", type=click.Path(path_type=Path))
+@issues_argument
 @click.option("--dry-run", is_flag=True, help="Show who would get it and write sample .eml files; send nothing.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test message to ADDR (subject prefixed [TEST]).")
 @click.option("--backend", type=click.Choice(BACKENDS), help="outbox, smtp or sendgrid (default: from config).")
@@ -38,11 +38,13 @@ SHOW_ROWS = 20
               help="Also resend to readers whose earlier hand-off had an unknown outcome.")
 @click.option("--force", is_flag=True, help="Send even though `newsletter check` reports errors.")
 @config_option
-@reports_errors
-def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
-                 rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
+def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, backend: str | None,
+                 subscribers: Path | None, rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
                  config_path: Path | None) -> None:
     """Send ISSUE to the subscribers, resumably: a rerun sends only to who has not had it.
+
+    ISSUES are files or folders, as for `build`: a --dry-run or a --to test covers each of
+    them in turn; a send to the list takes exactly one issue.
 
     A kill at any moment is safe: run the same command again. Readers whose hand-off was
     interrupted mid-way are marked `uncertain` (see `newsletter status`) and resent only
@@ -54,7 +56,21 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --dry-run
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
+        newsletter send issues/ --dry-run
     """
+    paths = issue_files(issues)
+    if len(paths) > 1 and not (dry_run or to):
+        raise SendError(f"a send to the list takes one issue, not {len(paths)} "
+                        f"({', '.join(display(p) for p in paths[:3])}{', …' if len(paths) > 3 else ''}); "
+                        "--dry-run and --to take several")
+    for i, issue in enumerate(paths):
+        if i:
+            click.echo()
+        _send(issue, dry_run, to, backend, subscribers, rate, yes, resend_uncertain, force, config_path)
+
+
+def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
+          rate: float | None, yes: bool, resend_uncertain: bool, force: bool, config_path: Path | None) -> None:
     from newsletter.deliver.backends import get_backend
     from newsletter.store import open_store, store_exists
 
