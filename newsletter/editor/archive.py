@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from newsletter.compose.build import Built, build_issue
 from newsletter.compose.render import fill_web
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
+from newsletter.paths import staging_dir
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -177,7 +177,7 @@ def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None =
 def _write_tree(out_dir: Path, files: dict[str, str]) -> None:
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    tmp = staging_dir(parent, f".{out_dir.name}.")
     try:
         for rel, text in files.items():
             path = tmp / rel
