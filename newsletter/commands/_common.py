@@ -49,3 +49,14 @@ def get_config(config_path: Path | None, near: Path | None = None) -> Config:
         except NewsletterError:
             config_path = find_config(near.resolve().parent)
     return load_config(config_path)
+
+
+def took(seconds: float, messages: int) -> str:
+    """How long a run took, and its rate when that means something: `12 ms`, `3.4 s (1,200 msg/s)`.
+    Under a second a rate is noise (four messages in 15 ms are not "263 msg/s"), and "0.0 s" is
+    not a duration."""
+    if seconds < 1:
+        return f"{seconds * 1000:,.0f} ms"
+    if seconds < 120:
+        return f"{seconds:,.1f} s ({messages / seconds:,.0f} msg/s)"
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s ({messages / seconds:,.0f} msg/s)"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
+from newsletter.commands._common import config_option, get_config, issue_files, issues_argument, took
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
 from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
@@ -94,9 +94,11 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
         _print_plan(plan)
         samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
         if samples:
-            click.echo(f"samples        {len(samples)} messages as they would be sent: "
-                       f"{display(samples[0].parent)}/")
-        _announce_key(keys)
+            which = f"{len(samples)} message{'s' * (len(samples) != 1)}"
+            if len(samples) < plan.to_send:
+                which = f"{len(samples)} of the {plan.to_send:,} messages (a dry run writes the first {SAMPLES})"
+            click.echo(f"samples        {which}, as they would be sent: {display(samples[0].parent)}/")
+            _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
         return
 
@@ -170,7 +172,6 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
 
     _print_header(built, backend_name, config)
     b = get_backend(backend_name, config)
-    _announce_key(keys)
     try:
         size = csv_path.stat().st_size
     except OSError:
@@ -191,6 +192,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
             click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
         _nothing_to_send(report.uncertain_held, issue)
         return None
+    _announce_key(keys)  # after the send, not before: on "nothing to send" it would be noise
     return report
 
 
@@ -316,7 +318,7 @@ class _Progress:
 
 def _print_report(report: SendReport, issue: Path, backend: str) -> None:
     elapsed = time.monotonic() - report.started
-    click.echo(f"done in {elapsed:,.1f} s ({report.rate:,.0f} msg/s) via {backend}:")
+    click.echo(f"done in {took(elapsed, report.attempted)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
     if report.recovered:
