@@ -1,5 +1,5 @@
 """Errors the library raises; only the CLI turns them into exit codes and messages
-(`newsletter.cli.exit_status`, the one place that does).
+(`newsletter.cli.LazyGroup.invoke`, the one place that does).
 
 A user's mistake is reported as one or more `Problem`s, each naming the file, the line
 and the field, so the editor can jump straight to it. All problems found in one pass are

@@ -423,3 +423,18 @@ def test_building_fetches_nothing(project: Path, monkeypatch: pytest.MonkeyPatch
     for slug in EXAMPLES:
         built = build_issue(project / "issues" / f"{slug}.yaml", config)
         assert (built.out_dir / "email.html").stat().st_size > 10_000
+
+
+def test_an_english_build_does_not_load_babel(project: Path) -> None:
+    """i18n writes English and French dates from its own table (checked against Babel), so the
+    build does not pay for importing Babel."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from newsletter.compose.build import build_issue; "
+            "from newsletter.config import load_config; "
+            f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
+            "write=False); print('babel' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False"]
