@@ -41,8 +41,11 @@ def test_missing_secret_is_a_library_error_shown_in_one_line(project: Path) -> N
 
 
 def test_ctrl_c_stops_a_command_with_status_130_and_one_line(project: Path) -> None:
+    # SIGINT as a terminal's Ctrl-C delivers it, whatever the test runner inherited (a shell starts
+    # background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([*NEWSLETTER, "preview", "issues/2011-11-28-free-ales-bialiatski.yaml", "--port", "0"],
-                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # printed once the server listens
