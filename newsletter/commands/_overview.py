@@ -19,7 +19,7 @@ from newsletter.paths import display
 def print_overview(paths: tuple[Path, ...], config: Config) -> None:
     """One line per issue file, in date order: its id, what the ledger holds, its subject."""
     from newsletter.compose.issue import load_issue
-    from newsletter.store import db
+    from newsletter.store import open_store, store_exists
     from newsletter.store.ledger import Ledger
 
     if not paths or (len(paths) == 1 and not paths[0].is_file()):
@@ -34,11 +34,11 @@ def print_overview(paths: tuple[Path, ...], config: Config) -> None:
     if problems:
         raise InputError(problems)
     issues.sort(key=lambda i: (i.date, i.slug))
-    conn = db.connect(config.database, readonly=True) if config.database.exists() else None
+    store = open_store(config, readonly=True) if store_exists(config) else None
     try:
         rows = []
         for issue in issues:
-            counts = Ledger(conn, issue.slug).counts() if conn is not None else {}
+            counts = Ledger(store, issue.slug).counts() if store is not None else {}
             uncertain = counts.get("uncertain", 0) + counts.get("sending", 0)
             if any(counts.values()):
                 state = (f"sent {counts.get('sent', 0):,} · failed {counts.get('failed', 0):,}"
@@ -47,8 +47,8 @@ def print_overview(paths: tuple[Path, ...], config: Config) -> None:
                 state = "not sent"
             rows.append((issue.slug, state, issue.subject))
     finally:
-        if conn is not None:
-            conn.close()
+        if store is not None:
+            store.close()
     slug_w = max(len(slug) for slug, _, _ in rows)
     state_w = max(len(state) for _, state, _ in rows)
     for slug, state, subject in rows:
