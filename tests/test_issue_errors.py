@@ -74,6 +74,12 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
         ["issues/bad.yaml"],
         ["issues/bad.yaml:5: malformed YAML: this line's indentation does not match the lines above it"],
     ),
+    "backslash-in-double-quotes": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", 'subject: "C:\\scans"')},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: malformed YAML: a backslash inside double quotes starts an escape: write \\\\ for a "
+         "backslash, or use single quotes"],
+    ),
     "value-starting-with-at": (
         {"issues/bad.yaml": GOOD.replace("subject: Hello", "subject: @home")},
         ["issues/bad.yaml"],

@@ -133,6 +133,15 @@ def plain_yaml_error(text: str, e: yaml.MarkedYAMLError) -> tuple[int | None, st
     if context == "while scanning a quoted scalar":  # the quote never closes before the end of the file
         quote = _char_at(e.context_mark) or '"'
         return at_context, f"unclosed quote: the {quote} that opens on this line is never closed"
+    if context in ("while scanning an anchor", "while scanning an alias"):
+        mark = _char_at(e.context_mark) or "&"
+        return at_context, f"a value cannot start with {mark}: put the whole value in quotes"
+    if problem.startswith("found unknown escape character"):
+        return at_problem, ("a backslash inside double quotes starts an escape: write \\\\ for a backslash, "
+                            "or use single quotes")
+    if context == "while scanning a block scalar":
+        return at_problem, ("after | or > the text starts on the next line, indented; "
+                            "to start a value with | or >, put it in quotes")
     found = re.match(r"found character '(.)' that cannot start any token", problem)
     if found:
         return at_problem, f"a value cannot start with {found.group(1)}: put the whole value in quotes"
