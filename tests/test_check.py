@@ -128,3 +128,16 @@ def test_mjml_validation_children_and_values() -> None:
 def test_finding_format() -> None:
     assert str(Finding("issues/a.yaml", 3, "error", "bad", "url")) == "issues/a.yaml:3: error: bad [url]"
     assert str(Finding("issues/a.yaml", None, "warning", "meh")) == "issues/a.yaml: warning: meh"
+
+
+def test_images_keep_their_pixel_width_through_css_inlining(project: Path) -> None:
+    """premailer used to copy each image's fluid CSS (width:100%) over MRML's width="552", which
+    Outlook desktop reads as "natural size"; every image of the examples keeps its pixel width."""
+    import lxml.html
+
+    config = load_config(project / "newsletter.toml")
+    for issue in sorted((project / "issues").glob("*.yaml")):
+        built = build_issue(issue, config, write=False)
+        widths = [img.get("width") for img in lxml.html.document_fromstring(built.rendered.html).iter("img")]
+        assert widths and all(w and w.isdigit() and 0 < int(w) <= 600 for w in widths), (issue.name, widths)
+        assert [f for f in lint(built) if f.rule == "img-width"] == []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import InputError, NewsletterError, Problem
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ def _addresses(emails: tuple[str, ...]) -> list[str]:
 @click.argument("emails", nargs=-1, required=True)
 @click.option("--reason", default="", help="Why, in your words; kept with the suppression and in the log.")
 @config_option
-@reports_errors
 def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path | None) -> None:
     """Suppress EMAILS: they are never mailed again, by any send.
 
@@ -64,7 +63,6 @@ def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path 
 @click.option("--reason", default="", help="Why, in your words; kept in the log.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @config_option
-@reports_errors
 def resubscribe_command(email: str, reason: str, yes: bool, config_path: Path | None) -> None:
     """Lift EMAIL's suppression, so future sends include it again (explicit and logged).
 
@@ -115,7 +113,6 @@ def suppressions_command() -> None:
 @click.option("--reason", "only", type=click.Choice(["unsubscribed", "bounced", "complained", "manual", "dropped"]),
               help="Only this kind.")
 @config_option
-@reports_errors
 def list_command(only: str | None, config_path: Path | None) -> None:
     """Print the list: email, reason, source, date, detail (tab-separated).
 
@@ -139,7 +136,6 @@ def list_command(only: str | None, config_path: Path | None) -> None:
 @suppressions_command.command("export")
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @config_option
-@reports_errors
 def export_command(out: Path, config_path: Path | None) -> None:
     """Write the list to OUT as CSV (email,reason,source,detail,created_at); `-` for stdout.
 
@@ -169,7 +165,6 @@ def export_command(out: Path, config_path: Path | None) -> None:
               help="Kind for every row (an ESP's own reason text is kept as the detail).")
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
 @config_option
-@reports_errors
 def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_path: Path | None) -> None:
     """Add every address in CSV_FILE (needs an `email` column) to the list.
 

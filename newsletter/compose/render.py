@@ -10,13 +10,9 @@ that case).
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import re
-import sys
-import threading
 import traceback
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,79 +275,6 @@ def inline_css(html: str) -> str:
     return out
 
 
-#: Modules cssutils imports only to fetch @import-ed sheets, which a build never does:
-#: urllib.request (with http.client, ssl), importlib.metadata (for its User-Agent),
-#: encutils and email.message (for Google App Engine; with socket): ~25 ms of a build's
-#: imports. See _import_premailer.
-_FETCH_ONLY = ("urllib.request", "importlib.metadata", "encutils", "email.message")
-
-
-def _import_premailer() -> Any:
-    """premailer, imported without `requests` when nothing has imported it yet.
-
-    premailer imports requests only to fetch external stylesheets, which allow_network=False
-    forbids; requests and its dependencies are a tenth of a build's CPU time. So while
-    premailer is imported, `requests` is a blank module, then the name is released (a later
-    `import requests` gets the real one) and premailer is handed `_NoNetwork` as its session.
-    Only in a single-threaded process, where no other import can see the blank module.
-
-    Likewise cssutils's _FETCH_ONLY modules: while it is imported they are stand-ins that
-    become the real module the first time anything reads from them (_Deferred); afterwards
-    their names are released, so a later import gets the real module the ordinary way."""
-    if "premailer.premailer" not in sys.modules and threading.active_count() == 1:
-        blank = "requests" not in sys.modules
-        if blank:
-            sys.modules["requests"] = types.ModuleType("requests")
-        deferred = [_Deferred.install(name) for name in _FETCH_ONLY if name not in sys.modules]
-        try:
-            import premailer.premailer  # noqa: F401
-        except Exception:
-            # A premailer/cssutils release that needs these modules at import time: forget
-            # the half-imported packages and fall back to the ordinary import below.
-            for name in [n for n in sys.modules if n.split(".")[0] in ("premailer", "cssutils", "encutils")]:
-                del sys.modules[name]
-        finally:
-            if blank:
-                del sys.modules["requests"]
-            for module in deferred:
-                if sys.modules.get(module.__name__) is module:
-                    del sys.modules[module.__name__]
-    from premailer import Premailer
-
-    return Premailer
-
-
-class _Deferred(types.ModuleType):
-    """A stand-in for a module that imports the real one the first time one of its
-    attributes is read, and hands that over. importlib.util.LazyLoader would be the
-    standard recipe, but on Python 3.11 the import statement itself reads `__spec__` of
-    a module found in sys.modules, which loads it at once."""
-
-    @classmethod
-    def install(cls, name: str) -> _Deferred:
-        stand_in = cls(name)
-        sys.modules[name] = stand_in
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(importlib.import_module(parent), child, stand_in)  # what `import a.b` would have done
-        return stand_in
-
-    def __getattr__(self, attr: str) -> Any:
-        name = self.__name__
-        if sys.modules.get(name) is self:
-            del sys.modules[name]
-        return getattr(importlib.import_module(name), attr)  # the import sets the parent's attribute
-
-
-class _NoNetwork:
-    """premailer's HTTP session. With allow_network=False it is never used; if it ever were,
-    it refuses rather than fetch anything."""
-
-    def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
-        raise InputError([Problem("email.html", None, "template",
-                                  f"refusing to fetch {url}: a build never uses the network")])
-
-
 _STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
 
 
@@ -379,9 +302,10 @@ _NO_DERIVED_ATTRIBUTES = ["width", "height", "align", "valign", "bgcolor"]
 
 
 def _premailer(html: str) -> str:
-    html = _MJML_STYLE.sub(r'<style\1 data-premailer="ignore">', html)
-    Premailer = _import_premailer()  # noqa: N806  (before cssutils: it imports cssutils its way)
     import cssutils
+    from premailer import Premailer
+
+    html = _MJML_STYLE.sub(r'<style\1 data-premailer="ignore">', html)
 
     cssutils.log.setLevel(logging.CRITICAL)
     # premailer validates every style attribute against cssutils' CSS profiles whatever
@@ -403,7 +327,6 @@ def _premailer(html: str) -> str:
         cache_css_parsing=True,
         remove_classes=False,
         disable_basic_attributes=_NO_DERIVED_ATTRIBUTES,
-        session=_NoNetwork(),
     ).transform()
 
 

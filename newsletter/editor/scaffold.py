@@ -17,12 +17,12 @@ import os
 import re
 import shutil
 import string
-import tempfile
 from pathlib import Path
 
 from newsletter.compose.render import default_theme
 from newsletter.config import CONFIG_NAME, EMAILISH, LANGUAGES, load_config
 from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.paths import staging_dir
 
 SCAFFOLD = Path(__file__).parents[1] / "data" / "scaffold"
 #: What init writes until told the real one; `newsletter check` reports it (see check.py).
@@ -128,7 +128,7 @@ def init_project(target: Path, *, name: str = "My Organisation", sender: str = "
         raise ScaffoldError(f"{target}: would overwrite {', '.join(sorted(set(in_the_way)))}; "
                             "init only creates a new project")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.init.", dir=target.parent))
+    tmp = staging_dir(target.parent, f".{target.name}.init.")
     try:
         for rel, text in files.items():
             path = tmp / rel
