@@ -106,6 +106,14 @@ _SCHEMA = Obj(
                     "webhook_max_age_seconds": Int(minimum=10, maximum=86_400).doc(
                         "Oldest webhook timestamp accepted.", 600)}).doc(
             "`newsletter serve`.", {"max_body_bytes": 1_000_000}),
+        "bounces": Obj({"address": Str(pattern=EMAILISH, hint="an email address").doc(
+                            "Envelope sender for bounces: each message gets bounces+<token>@... (VERP), naming "
+                            "issue and reader for `newsletter bounces`.", "bounces@example.org"),
+                        "soft_limit": Int(minimum=1, maximum=1000).doc(
+                            "Soft bounces (4.x.x, mailbox full) before an address is suppressed.", 3),
+                        "soft_issues": Int(minimum=1, maximum=1000).doc(
+                            "...and across at least this many different issues.", 2)}).doc(
+            "Bounce processing (`newsletter bounces`).", {"address": "bounces@example.org"}),
         "theme": _THEME,
     },
     required=("sender", "list", "organisation", "site"),
@@ -213,6 +221,7 @@ class Config:
     sendgrid: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
     theme: Theme = field(default_factory=Theme)
+    bounces: dict[str, Any] = field(default_factory=dict)  # [bounces]: address, soft_limit, soft_issues
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
     database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
 
@@ -294,6 +303,7 @@ def load_config(path: Path | None = None) -> Config:
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
         theme=Theme(**{k: x.lower() if k in ("primary", "accent", "text") else x
                        for k, x in (v["theme"] or {}).items() if x is not None}),
+        bounces={k: x for k, x in (v["bounces"] or {}).items() if x is not None},
     )
 
 
