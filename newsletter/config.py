@@ -100,7 +100,9 @@ _SCHEMA = Obj(
                          "timeout": Int(minimum=1, maximum=600).doc("Seconds to wait per request.", 30),
                          "webhook_public_key": Str(single_line=False, max_len=2000).doc(
                              "SendGrid's event webhook verification key.", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."),
-                         "sandbox": Bool().doc("true: SendGrid validates but delivers nothing.", False)}).doc(
+                         "sandbox": Bool().doc("true: SendGrid validates but delivers nothing.", False),
+                         "sync_suppressions": Bool().doc(
+                             "Pull SendGrid's suppression lists before every send (`suppressions sync`).", True)}).doc(
             "The sendgrid backend (the key comes from SENDGRID_API_KEY).", {"timeout": 30}),
         "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000).doc("Largest request body.", 1_000_000),
                     "webhook_max_age_seconds": Int(minimum=10, maximum=86_400).doc(

@@ -187,3 +187,31 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
     finally:
         store.close()
     click.echo(f"{new} suppressed, {len(plan.rows) - new} already suppressed, {plan.duplicates} duplicate rows")
+
+
+@suppressions_command.command("sync")
+@config_option
+@reports_errors
+def sync_command(config_path: Path | None) -> None:
+    """Pull SendGrid's bounces, blocks, spam reports, invalid emails and global unsubscribes.
+
+    Only what is new since the last sync is read. `newsletter send` via SendGrid does this
+    first by itself ([sendgrid] sync_suppressions = true, the default), so a send never
+    mails someone SendGrid already knows to be gone, even when the webhook was down.
+    The API key comes from SENDGRID_API_KEY.
+
+    \b
+    Example:
+        newsletter suppressions sync
+    """
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+    from newsletter.store import db
+
+    config = get_config(config_path)
+    reader = SendGridReader(config)
+    conn = db.connect(config.database)
+    try:
+        report = sync(conn, reader)
+    finally:
+        conn.close()
+    click.echo(report.line())

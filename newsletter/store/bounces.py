@@ -136,3 +136,16 @@ def delivery_counts(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
     """The ledger's delivery column for `issue`, counted (empty values left out)."""
     return dict(conn.execute("SELECT delivery, count(*) FROM ledger WHERE issue = ? AND delivery != ''"
                              " GROUP BY delivery", (issue,)).fetchall())
+
+
+def sync_cursor(conn: sqlite3.Connection, name: str) -> str | None:
+    """Where the last sync of an ESP list stopped (e.g. the newest `created` time seen)."""
+    row = conn.execute("SELECT value FROM sync_cursors WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def set_sync_cursor(conn: sqlite3.Connection, name: str, value: str) -> None:
+    with transaction(conn):
+        conn.execute("INSERT INTO sync_cursors (name, value, updated_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                     (name, value, now()))
