@@ -149,3 +149,19 @@ def set_sync_cursor(conn: sqlite3.Connection, name: str, value: str) -> None:
         conn.execute("INSERT INTO sync_cursors (name, value, updated_at) VALUES (?, ?, ?)"
                      " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                      (name, value, now()))
+
+
+def settle_uncertain(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str, str]]) -> int:
+    """Settle `uncertain` ledger rows from an ESP's word: (issue, email, sent|failed, why).
+    Only `uncertain` rows change: a reader already sent or failed keeps its record."""
+    rows = [(status, why if status == "failed" else "", why, now(), issue, email_key(email))
+            for issue, email, status, why in rows if status in ("sent", "failed")]
+    if not rows:
+        return 0
+    n = 0
+    with transaction(conn):
+        for status, error, _why, stamp, issue, email in rows:
+            n += conn.execute("UPDATE ledger SET status = ?, last_error = ?, updated_at = ?"
+                              " WHERE issue = ? AND email = ? AND status = 'uncertain'",
+                              (status, error, stamp, issue, email)).rowcount
+    return n
