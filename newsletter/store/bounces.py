@@ -165,3 +165,36 @@ def settle_uncertain(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, st
                               " WHERE issue = ? AND email = ? AND status = 'uncertain'",
                               (status, error, stamp, issue, email)).rowcount
     return n
+
+
+def report_counts(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
+    """What `newsletter report ISSUE` shows: the ledger's send and delivery statuses for the issue,
+    and the unsubscribes and complaints attributed to it.
+
+    An unsubscribe or complaint is attributed to the last issue sent to that reader before it
+    happened (the ledger row's created_at: when its hand-off began)."""
+    out = {"sent": 0, "failed": 0, "uncertain": 0, "sending": 0}
+    for status, n in conn.execute("SELECT status, count(*) FROM ledger WHERE issue = ? GROUP BY status", (issue,)):
+        out[status] = n
+    delivery = delivery_counts(conn, issue)
+    out["delivered"] = delivery.get("delivered", 0)
+    out["deferred"] = delivery.get("deferred", 0)
+    out["dropped"] = delivery.get("dropped", 0)
+    out["hard_bounces"] = delivery.get("bounced", 0)
+    out["soft_bounces"] = delivery.get("soft-bounced", 0) + delivery.get("blocked", 0)
+    out["unsubscribes"] = out["complaints"] = 0
+    rows = conn.execute(
+        "SELECT s.reason, count(*) FROM suppressions s"
+        " JOIN ledger l ON l.email = s.email AND l.issue = ? AND l.status = 'sent' AND l.created_at <= s.created_at"
+        " WHERE s.reason IN ('unsubscribed', 'complained') AND NOT EXISTS ("
+        "   SELECT 1 FROM ledger l2 WHERE l2.email = s.email AND l2.status = 'sent'"
+        "   AND l2.created_at > l.created_at AND l2.created_at <= s.created_at)"
+        " GROUP BY s.reason", (issue,))
+    for reason, n in rows:
+        out["unsubscribes" if reason == "unsubscribed" else "complaints"] = n
+    return out
+
+
+def report_issues(conn: sqlite3.Connection) -> list[str]:
+    """Every issue in the ledger, oldest send first."""
+    return [r[0] for r in conn.execute("SELECT issue FROM ledger GROUP BY issue ORDER BY min(created_at), issue")]
