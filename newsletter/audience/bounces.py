@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from newsletter.store.bounces import Bounce
@@ -98,7 +99,6 @@ def message_key(raw: bytes, msg: Message | None, size: int) -> str:
 
 def classify(raw: bytes, *, size: int | None = None, bounce_address: str | None = None) -> Finding:
     """Tell what `raw` (a message's bytes, perhaps only its first MAX_SCAN) is."""
-    from newsletter.audience.verp import parse_verp
 
     size = len(raw) if size is None else size
     notes = []
@@ -111,15 +111,7 @@ def classify(raw: bytes, *, size: int | None = None, bounce_address: str | None 
     except Exception as e:  # noqa: BLE001 - compat32 is lenient; anything it still chokes on is "not a bounce"
         return Finding("other", message_key(raw, None, size), notes=[*notes, f"cannot be parsed: {e}"])
     key = message_key(raw, msg, size)
-    token = None
-    if bounce_address:
-        for name in ENVELOPE_HEADERS:
-            for _n, addr in getaddresses([str(v) for v in msg.get_all(name, [])]):
-                token = parse_verp(addr, bounce_address)
-                if token:
-                    break
-            if token:
-                break
+    token = _verp_token(raw, bounce_address) if bounce_address else None
     m = ISSUE_HEADER_RE.search(raw)
     hint = m.group(1).decode("ascii") if m else None
 
@@ -128,7 +120,7 @@ def classify(raw: bytes, *, size: int | None = None, bounce_address: str | None 
     if not blocks and not from_daemon and _is_auto_reply(msg):
         return Finding("auto-reply", key, verp_token=token, notes=notes)
     temporary, permanent = _flufl(msg)
-    text = _text(msg)
+    text = _Text(msg)
     failures: list[Failure] = []
     for addr in sorted(temporary | permanent):
         status, diagnostic = _evidence(addr, blocks, text)
@@ -197,8 +189,43 @@ def _recipient(block: Message) -> Iterator[str]:
             yield addr.lower()
 
 
-def _evidence(addr: str, blocks: list[Message], text: str) -> tuple[str, str]:
+class _Text:
+    """The bounce's readable text, decoded only if a DSN's own fields do not say enough."""
+
+    def __init__(self, msg: Message):
+        self.msg = msg
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = _text(self.msg)
+        return self._value
+
+
+@functools.lru_cache(maxsize=8)
+def _verp_re(bounce_address: str) -> re.Pattern[bytes]:
+    local, domain = (re.escape(x.encode()) for x in bounce_address.rsplit("@", 1))
+    names = b"|".join(re.escape(h.encode()) for h in ENVELOPE_HEADERS)
+    return re.compile(rb"^(?:" + names + rb"):[^\n]*?(?<![^\s<:,\"])" + local + rb"\+([a-z2-7]{20})@" + domain
+                      + rb"(?![a-z0-9.-])", re.IGNORECASE | re.MULTILINE)
+
+
+def _verp_token(raw: bytes, bounce_address: str) -> str | None:
+    """The VERP token of the address the bounce was delivered to, read from the raw headers
+    (Delivered-To, X-Original-To, Envelope-To, To...): no address parsing for most mail."""
+    end = raw.find(b"\n\n")
+    end2 = raw.find(b"\r\n\r\n")
+    head = raw[:min(x for x in (end, end2, len(raw)) if x >= 0)]
+    if b"+" not in head:
+        return None
+    head = re.sub(rb"\r?\n[ \t]+", b" ", head)  # unfold continued header lines
+    m = _verp_re(bounce_address).search(head)
+    return m.group(1).decode("ascii").lower() if m else None
+
+
+def _evidence(addr: str, blocks: list[Message], text_of: _Text | str) -> tuple[str, str]:
     """(status code, diagnostic) for `addr`: from its DSN block, else from the text around it."""
+    text = ""
     for block in blocks:
         if addr and addr not in set(_recipient(block)):
             continue
@@ -210,10 +237,12 @@ def _evidence(addr: str, blocks: list[Message], text: str) -> tuple[str, str]:
         if m is None:
             m = STATUS_RE.search(diagnostic)
         if m is not None and not diagnostic and addr:  # the status alone: the text says why
+            text = str(text_of)
             diagnostic = next((" ".join(x.split()) for x in text.splitlines() if addr in x.lower()), "")
         if m is not None or diagnostic:
             return (m.group(0) if m else ""), diagnostic[:500]
     # no DSN fields: the line mentioning the address, and the few after it
+    text = str(text_of)
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if addr and addr not in line.lower():
