@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.audience.secrets import SigningKeys
@@ -69,7 +70,7 @@ class VerpResolver:
 
     keys: SigningKeys
     issues: list[str]
-    readers_of: object  # Callable[[str], list[str]]: the ledger's addresses for an issue
+    readers_of: Callable[[str], list[str]]  # the ledger's addresses for an issue
     _by_issue: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def resolve(self, token: str) -> tuple[str, str] | None:
@@ -80,7 +81,7 @@ class VerpResolver:
             table = self._by_issue.get(issue)
             if table is None:
                 table = {}
-                for email in self.readers_of(issue):  # type: ignore[operator]
+                for email in self.readers_of(issue):
                     for key in self.keys.all:
                         table.setdefault(reader_tag(key, issue, email), email)
                 self._by_issue[issue] = table
