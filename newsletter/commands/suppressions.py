@@ -106,6 +106,7 @@ def suppressions_command() -> None:
         newsletter suppressions list
         newsletter suppressions export suppressions.csv
         newsletter suppressions import sendgrid-bounces.csv --reason bounced
+        newsletter suppressions sync
     """
 
 
