@@ -165,9 +165,11 @@ def test_a_verp_token_signed_with_another_key_matches_nobody(proj: Path) -> None
 
 def test_bad_input_each_a_clear_line_nothing_suppressed_wrongly_nothing_deleted(proj: Path) -> None:
     big = corpus("ordinary-newsletter.eml") + b"x" * (20 << 20)
-    big_bounce = corpus("postfix.eml") + (b"Z" * 76 + b"\n") * (20 << 20 // 77)
-    msgs = {"bad-truncated.eml": corpus("bad-truncated.eml"), "bad-never-mailed.eml": corpus("bad-never-mailed.eml"),
-            "bad-forged-verp.eml": corpus("bad-forged-verp.eml"), "big.eml": big, "big-bounce.eml": big_bounce}
+    big_bounce = corpus("postfix.eml") + (b"Z" * 76 + b"\n") * ((20 << 20) // 77)
+    odd = b"From: \xff\xfe Mail Delivery <x@y.org>\nSubject: a detector trips on this\n\nbody\n"
+    msgs = {"odd.eml": odd, **{n: corpus(n) for n in ("bad-truncated.eml", "bad-never-mailed.eml",
+                                                       "bad-forged-verp.eml")},
+            "big.eml": big, "big-bounce.eml": big_bounce}
     files = maildir(proj / "Maildir", msgs)
     r = run(["bounces", "Maildir"], cwd=proj, env=SECRET)
     assert r.returncode == 0, r.stderr
@@ -183,8 +185,9 @@ def test_bad_input_each_a_clear_line_nothing_suppressed_wrongly_nothing_deleted(
     assert "matches no reader this list mailed: forged or foreign" in line_for("bad-forged-verp.eml")
     assert "20.0 MB message: only its first 1 MB was read" in line_for("big.eml")
     assert r.stdout.startswith("1 bounces (1 hard, 0 soft)"), "the big bounce is still recognised from its start"
+    assert "20.0 MB message" in line_for("big-bounce.eml") and len(big_bounce) > 20_000_000
     assert set(suppressed(proj)) == {"ada@example.org"}
-    for name in ("bad-truncated.eml", "bad-never-mailed.eml", "bad-forged-verp.eml", "big.eml"):
+    for name in ("odd.eml", "bad-truncated.eml", "bad-never-mailed.eml", "bad-forged-verp.eml", "big.eml"):
         assert files[name].read_bytes() == msgs[name], f"{name} left exactly as it was"
 
 

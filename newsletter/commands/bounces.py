@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -36,6 +37,9 @@ def bounces_command(source: str, config_path: Path | None) -> None:
     from newsletter.audience.secrets import signing_keys
     from newsletter.store import db
 
+    # flufl.bounce logs a detector that trips on a malformed message with its traceback, then
+    # raises (we count the message as not recognised): the user gets our line, not its log
+    logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
     config = get_config(config_path)
     keys = signing_keys(allow_development=True)
     conn = db.connect(config.database)
