@@ -92,3 +92,42 @@ def test_imap_refusals_are_one_line_without_the_password(proj: Path, imap: Dovec
     assert untrusted.returncode == 1 and "TLS failed" in untrusted.stderr
     for r in (wrong, missing, untrusted):
         assert "Traceback" not in r.stderr and imap.env["NEWSLETTER_IMAP_PASSWORD"] not in r.stderr + r.stdout
+
+
+def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_counted(
+        proj: Path, imap: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsletter.audience.bounces import scan
+    from newsletter.audience.mailboxes import ImapSource, MailboxError
+    from newsletter.audience.secrets import signing_keys
+    from newsletter.store import db
+
+    c = imap.client()
+    assert c.create("Bounces")[0] == "OK"
+    for name in ("postfix.eml", "exim.eml", "gmail.eml"):
+        assert c.append("Bounces", None, None, corpus(name))[0] == "OK"
+
+    class Vanishing(ImapSource):
+        """The real IMAP source; after the first message another client deletes the folder."""
+
+        def items(self):  # type: ignore[no-untyped-def]
+            for n, item in enumerate(super().items()):
+                yield item
+                if n == 0:
+                    assert c.delete("Bounces")[0] == "OK"
+
+    for k, v in imap.env.items():  # the source reads the password and the CA file from the environment
+        monkeypatch.setenv(k, v)
+    source = Vanishing(imap.url("Bounces"))
+    conn = db.connect(proj / ".newsletter" / "state.db")
+    try:
+        with pytest.raises(MailboxError) as e:
+            scan(source, conn, keys=signing_keys(allow_development=True), bounce_address=None,
+                 soft_limit=3, soft_issues=2, batch=1)
+        assert str(e.value).startswith(f"{imap.url('Bounces')}: ") and "\n" not in str(e.value)
+    finally:
+        conn.close()
+        source.close()
+        c.logout()
+    # the first bounce was recorded and moved; the second recorded, then its move failed: a bounce is
+    # recorded before it is moved, so a rerun over a folder that came back counts it as already counted
+    assert len(state(proj, "SELECT * FROM bounces")) == 2
