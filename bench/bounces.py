@@ -95,11 +95,12 @@ print(n)
 
 def pristine(ctx: Context, n: int) -> tuple[Path, Path, dict[str, int]]:
     """(Maildir, state file with a ledger of n `sent` readers, expected counts); built once."""
+    from bench.state import fill_ledger
     from newsletter.audience.secrets import SigningKeys
     from newsletter.audience.verp import verp_address
-    from newsletter.store import db
+    from newsletter.store.sqlite import MIGRATIONS, SqliteStore
 
-    folder = ctx.work / "data" / f"bounces-{n}-v{len(db.SCHEMA)}"
+    folder = ctx.work / "data" / f"bounces-{n}-v{len(MIGRATIONS)}"
     box, database = folder / "Maildir", folder / "state.db"
     expected = {"hard": 0, "soft": 0, "auto": 0, "other": 0}
     for i in range(n):
@@ -120,14 +121,9 @@ def pristine(ctx: Context, n: int) -> tuple[Path, Path, dict[str, int]]:
             raw = raw.replace(reader.encode(), email.encode())
         raw = MID.sub(lambda m, i=i: m.group(1) + f"<bench.{i}@mx.example.org>".encode(), raw, count=1)
         (box / "new" / f"1322470000.M{i}P1.bench").write_bytes(raw)
-    conn = db.connect(database)
-    stamp = db.now()
-    with db.transaction(conn):
-        conn.executemany("INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created_at,"
-                         " updated_at) VALUES (?, ?, 'sent', 'smtp', ?, 1, ?, ?)",
-                         ((SLUG, address(i), f"<bench.{i}@example.org>", stamp, stamp) for i in range(n)))
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    with SqliteStore(database, name=str(database)) as store:
+        fill_ledger(store, SLUG, n)
+        store.checkpoint()
     (folder / "done").touch()
     return box, database, expected
 

@@ -13,8 +13,7 @@ import pytest
 from newsletter.audience.bounces import MAX_SCAN, classify, scan
 from newsletter.audience.mailboxes import MailboxError, MaildirSource
 from newsletter.audience.secrets import signing_keys
-from newsletter.store import db
-from newsletter.store.bounces import Bounce, record_bounces, soft_bounce_count
+from newsletter.store import open_store
 from tests.bouncekit import (
     AUTO_REPLIES,
     BOUNCES,
@@ -221,34 +220,15 @@ def test_a_maildir_that_disappears_mid_run_stops_with_one_line_keeping_what_was_
                 if n == 1:
                     shutil.move(box, taken)
 
-    conn = db.connect(proj / ".newsletter" / "state.db")
+    store = open_store(proj / ".newsletter" / "state.db")
     try:
         with pytest.raises(MailboxError, match="the Maildir disappeared during the run"):
-            scan(Vanishing(box, "Maildir"), conn, keys=signing_keys(allow_development=True), bounce_address=None,
+            scan(Vanishing(box, "Maildir"), store, keys=signing_keys(allow_development=True), bounce_address=None,
                  soft_limit=3, soft_issues=2, batch=1)
     finally:
-        conn.close()
+        store.close()
     assert len(list(taken.rglob("*.test"))) == 3, "nothing deleted"
     assert len(state(proj, "SELECT * FROM bounces")) in (1, 2), "what was counted before stays counted"
-
-
-def test_soft_bounces_suppress_only_after_n_across_m_issues(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "state.db")
-    try:
-        def soft(key: str, issue: str) -> bool:
-            b = Bounce(key, "Full@Example.org", issue, "soft", "4.2.2", "mailbox full")
-            (r,) = record_bounces(conn, [b], soft_limit=3, soft_issues=2)
-            return r.suppressed
-
-        assert not soft("m1", "i1") and not soft("m2", "i1") and not soft("m3", "i1"), "one issue is not enough"
-        assert soft_bounce_count(conn, "full@example.org") == (3, 1)
-        assert not soft("m3", "i1"), "the same message again counts nothing"
-        assert soft_bounce_count(conn, "full@example.org") == (3, 1)
-        assert soft("m4", "i2"), "the fourth, from a second issue"
-        (detail,) = conn.execute("SELECT detail FROM suppressions WHERE email = 'full@example.org'").fetchone()
-        assert detail.startswith("4 soft bounces across 2 issues; last: 4.2.2 mailbox full")
-    finally:
-        conn.close()
 
 
 def test_soft_limit_comes_from_the_config(tmp_path: Path) -> None:

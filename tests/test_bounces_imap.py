@@ -99,7 +99,7 @@ def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_cou
     from newsletter.audience.bounces import scan
     from newsletter.audience.mailboxes import ImapSource, MailboxError
     from newsletter.audience.secrets import signing_keys
-    from newsletter.store import db
+    from newsletter.store import open_store
 
     c = imap.client()
     assert c.create("Bounces")[0] == "OK"
@@ -118,14 +118,14 @@ def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_cou
     for k, v in imap.env.items():  # the source reads the password and the CA file from the environment
         monkeypatch.setenv(k, v)
     source = Vanishing(imap.url("Bounces"))
-    conn = db.connect(proj / ".newsletter" / "state.db")
+    store = open_store(proj / ".newsletter" / "state.db")
     try:
         with pytest.raises(MailboxError) as e:
-            scan(source, conn, keys=signing_keys(allow_development=True), bounce_address=None,
+            scan(source, store, keys=signing_keys(allow_development=True), bounce_address=None,
                  soft_limit=3, soft_issues=2, batch=1)
         assert str(e.value).startswith(f"{imap.url('Bounces')}: ") and "\n" not in str(e.value)
     finally:
-        conn.close()
+        store.close()
         source.close()
         c.logout()
     # the first bounce was recorded and moved; the second recorded, then its move failed: a bounce is

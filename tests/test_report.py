@@ -9,8 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from newsletter.store import db
-from newsletter.store.suppressions import suppress
+from newsletter.store import open_store
 from tests.bouncekit import EXPECTED, ISSUE, SECRET, corpus, maildir, sent_project
 from tests.conftest import run
 from tests.sendkit import SLUG
@@ -20,10 +19,9 @@ def test_report_of_an_issue_counts_flags_and_json(tmp_path: Path) -> None:
     root = sent_project(tmp_path / "p")
     maildir(root / "Maildir", {n: corpus(n) for n in EXPECTED})
     assert run(["bounces", "Maildir"], cwd=root, env=SECRET).returncode == 0
-    conn = db.connect(root / ".newsletter" / "state.db")
-    suppress(conn, "quiet@example.org", "complained", source="test")
-    suppress(conn, "forwarded@example.org", "unsubscribed", source="test")
-    conn.close()
+    with open_store(root / ".newsletter" / "state.db") as store:
+        store.suppress("quiet@example.org", "complained", source="test")
+        store.suppress("forwarded@example.org", "unsubscribed", source="test")
 
     r = run(["report", ISSUE, "--json"], cwd=root)
     assert r.returncode == 0, r.stderr

@@ -33,11 +33,10 @@ from typing import TYPE_CHECKING
 from newsletter.store.bounces import Bounce
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from newsletter.audience.mailboxes import Item, Source
     from newsletter.audience.secrets import SigningKeys
     from newsletter.audience.verp import VerpResolver
+    from newsletter.store import Store
 
 #: Bytes of each message that are parsed. A bounce's report comes first (the returned
 #: original, possibly huge, comes last), so a 20 MB bounce is recognised from its start.
@@ -338,7 +337,7 @@ class Summary:
         return ", ".join(parts)
 
 
-def scan(source: Source, conn: sqlite3.Connection, *, keys: SigningKeys, bounce_address: str | None,
+def scan(source: Source, store: Store, *, keys: SigningKeys, bounce_address: str | None,
          soft_limit: int, soft_issues: int, batch: int = 500) -> Summary:
     """Classify every message of `source`, record the bounces, move (or remember) them.
 
@@ -347,15 +346,14 @@ def scan(source: Source, conn: sqlite3.Connection, *, keys: SigningKeys, bounce_
     already counted (by message key) and only moves it.
     """
     from newsletter.audience.verp import VerpResolver
-    from newsletter.store import bounces as store
 
     s = Summary()
-    resolver = VerpResolver(keys, store.ledger_issues(conn), lambda issue: store.issue_readers(conn, issue))
+    resolver = VerpResolver(keys, store.ledger_issues(), store.issue_readers)
     pending: list[tuple[Item, list[Bounce]]] = []
 
     def flush() -> None:
         found = [b for _item, bs in pending for b in bs]
-        results = store.record_bounces(conn, found, soft_limit=soft_limit, soft_issues=soft_issues)
+        results = store.record_bounces(found, soft_limit=soft_limit, soft_issues=soft_issues)
         for b, r in zip(found, results, strict=True):
             if not r.new:
                 s.already += 1
@@ -381,10 +379,10 @@ def scan(source: Source, conn: sqlite3.Connection, *, keys: SigningKeys, bounce_
         if f.kind != "bounce":
             s.unrecognised += 1
             continue
-        if not source.moves and store.known_message(conn, f.message_key):
+        if not source.moves and store.known_message(f.message_key):
             s.already += len(f.failures)
             continue
-        found, notes = _attribute(f, conn, resolver, keys)
+        found, notes = _attribute(f, store, resolver, keys)
         s.notes.extend(f"{where}: {n}" for n in notes)
         if not found:
             s.unmatched += 1
@@ -396,11 +394,9 @@ def scan(source: Source, conn: sqlite3.Connection, *, keys: SigningKeys, bounce_
     return s
 
 
-def _attribute(f: Finding, conn: sqlite3.Connection, resolver: VerpResolver,
+def _attribute(f: Finding, store: Store, resolver: VerpResolver,
                keys: SigningKeys) -> tuple[list[Bounce], list[str]]:
     """Which reader of which issue each failure is: by VERP token, else by the ledger."""
-    from newsletter.store import bounces as store
-
     if f.verp_token:
         who = resolver.resolve(f.verp_token)
         if who is None:
@@ -412,7 +408,7 @@ def _attribute(f: Finding, conn: sqlite3.Connection, resolver: VerpResolver,
         return [Bounce(f.message_key, email, issue, failure.kind, failure.status, failure.diagnostic)], []
     out, notes = [], []
     for x in f.failures:
-        issues = store.mailed_issues(conn, x.email)
+        issues = store.mailed_issues(x.email)
         if not issues:
             notes.append(f"bounce for {x.email}, whom this list never mailed: nothing suppressed,"
                          " message left in place")

@@ -27,9 +27,8 @@ from newsletter.audience.secrets import SENDGRID_KEY_VAR, env_secret
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from newsletter.config import Config
+    from newsletter.store import Store
 
 PAGE = 500  # SendGrid's largest page for the suppression endpoints
 #: Seconds re-read before the newest entry already seen: an entry SendGrid records late
@@ -127,17 +126,14 @@ def _errors(e: urllib.error.HTTPError) -> str:
         return ""
 
 
-def sync(conn: sqlite3.Connection, reader: SendGridReader, *, now: Callable[[], float] = time.time,
+def sync(store: Store, reader: SendGridReader, *, now: Callable[[], float] = time.time,
          progress: Callable[[str], None] | None = None) -> SyncReport:
     """Pull every list that is new since the last sync into the suppression list."""
-    from newsletter.store.bounces import set_sync_cursor, sync_cursor
-    from newsletter.store.suppressions import suppress_many
-
     report = SyncReport()
     end = int(now())
     for name, (reason, what) in LISTS.items():
         cursor_name = f"sendgrid:{name}"
-        start = sync_cursor(conn, cursor_name)
+        start = store.sync_cursor(cursor_name)
         newest = int(start) if start else None
         begin = max(0, newest - OVERLAP) if newest is not None else None
         rows: list[tuple[str, str, str, str]] = []
@@ -153,11 +149,11 @@ def sync(conn: sqlite3.Connection, reader: SendGridReader, *, now: Callable[[], 
             rows.append((email, reason, SOURCE, f"{what}: {detail}" if detail else what))
             n += 1
             if len(rows) >= 5000:
-                report.new += suppress_many(conn, rows)
+                report.new += store.suppress_many(rows)
                 rows.clear()
-        report.new += suppress_many(conn, rows)
+        report.new += store.suppress_many(rows)
         if newest is not None:  # nothing seen yet: the next sync reads the (empty) list from the start again
-            set_sync_cursor(conn, cursor_name, str(newest))
+            store.set_sync_cursor(cursor_name, str(newest))
         report.read[name] = n
         if progress is not None:
             progress(f"{name.replace('_', ' ')}: {n:,} read")

@@ -35,24 +35,24 @@ def bounces_command(source: str, config_path: Path | None) -> None:
     from newsletter.audience.bounces import scan
     from newsletter.audience.mailboxes import open_source
     from newsletter.audience.secrets import signing_keys
-    from newsletter.store import db
+    from newsletter.store import open_store
 
     # flufl.bounce logs a detector that trips on a malformed message with its traceback, then
     # raises (we count the message as not recognised): the user gets our line, not its log
     logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
     config = get_config(config_path)
     keys = signing_keys(allow_development=True)
-    conn = db.connect(config.database)
+    store = open_store(config)
     try:
         mailbox = open_source(source)
         try:
-            summary = scan(mailbox, conn, keys=keys, bounce_address=config.bounces.get("address"),
+            summary = scan(mailbox, store, keys=keys, bounce_address=config.bounces.get("address"),
                            soft_limit=config.bounces.get("soft_limit", SOFT_LIMIT),
                            soft_issues=config.bounces.get("soft_issues", SOFT_ISSUES))
         finally:
             mailbox.close()
     finally:
-        conn.close()
+        store.close()
     for note in summary.notes:
         click.echo(note, err=True)
     click.echo(summary.line())

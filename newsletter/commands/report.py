@@ -48,22 +48,21 @@ def report_command(issue: Path | None, as_json: bool, config_path: Path | None) 
         newsletter report issues/2011-11-28-free-ales-bialiatski.yaml
         newsletter report
     """
-    from newsletter.store import db
-    from newsletter.store.bounces import report_counts, report_issues
+    from newsletter.store import open_store, store_exists, target_of
 
     config = get_config(config_path, near=issue)
-    if not config.database.exists():
-        raise ReportError(f"{config.database}: no state yet: nothing has been sent")
-    conn = db.connect(config.database)  # migrated: a state file from before bounces gets its tables
+    if not store_exists(config):
+        raise ReportError(f"{target_of(config)}: no state yet: nothing has been sent")
+    store = open_store(config)  # migrated: a state file from before bounces gets its tables
     try:
         if issue is not None:
             slug = _slug(issue)
-            data = {"issue": slug, **figures(report_counts(conn, slug))}
+            data = {"issue": slug, **figures(store.report_counts(slug))}
             click.echo(json.dumps(data, indent=2) if as_json else _table(data))
             return
-        rows = [{"issue": slug, **figures(report_counts(conn, slug))} for slug in report_issues(conn)]
+        rows = [{"issue": slug, **figures(store.report_counts(slug))} for slug in store.ledger_issues()]
     finally:
-        conn.close()
+        store.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

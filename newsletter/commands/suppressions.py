@@ -206,13 +206,13 @@ def sync_command(config_path: Path | None) -> None:
         newsletter suppressions sync
     """
     from newsletter.audience.sendgrid_sync import SendGridReader, sync
-    from newsletter.store import db
+    from newsletter.store import open_store
 
     config = get_config(config_path)
     reader = SendGridReader(config)
-    conn = db.connect(config.database)
+    store = open_store(config)
     try:
-        report = sync(conn, reader)
+        report = sync(store, reader)
     finally:
-        conn.close()
+        store.close()
     click.echo(report.line())
