@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 
 SOFT_LIMIT = 3  # soft bounces ...
 SOFT_ISSUES = 2  # ... across this many different issues before an address is suppressed
@@ -16,7 +16,6 @@ SOFT_ISSUES = 2  # ... across this many different issues before an address is su
 @click.command("bounces")
 @click.argument("source")
 @config_option
-@reports_errors
 def bounces_command(source: str, config_path: Path | None) -> None:
     """Read bounces from SOURCE and suppress the addresses that no longer take mail.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import NewsletterError
 
 #: Rates that matter, and where trouble starts: Gmail's bulk-sender rules ask for spam
@@ -35,7 +35,6 @@ def figures(counts: dict[str, int]) -> dict[str, Any]:
 @click.argument("issue", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table.")
 @config_option
-@reports_errors
 def report_command(issue: Path | None, as_json: bool, config_path: Path | None) -> None:
     """How an issue did: sent, failed, uncertain, delivered, bounced, complaints, unsubscribes.
 

@@ -192,7 +192,6 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
 
 @suppressions_command.command("sync")
 @config_option
-@reports_errors
 def sync_command(config_path: Path | None) -> None:
     """Pull SendGrid's bounces, blocks, spam reports, invalid emails and global unsubscribes.
 
