@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "suppressions": ("newsletter.commands.suppressions", "List, export or import the suppression list."),
     "db": ("newsletter.commands.db", "The state database: migrate, or copy between SQLite and PostgreSQL."),
     "schema": ("newsletter.commands.schema", "Print the JSON Schema of an issue file or of newsletter.toml."),
+    "bounces": ("newsletter.commands.bounces", "Read bounces from a mailbox; suppress addresses that bounce."),
+    "report": ("newsletter.commands.report", "How an issue did (sent, bounced, complaints...); all issues as a chart."),
 }
 
 

@@ -100,12 +100,22 @@ _SCHEMA = Obj(
                          "timeout": Int(minimum=1, maximum=600).doc("Seconds to wait per request.", 30),
                          "webhook_public_key": Str(single_line=False, max_len=2000).doc(
                              "SendGrid's event webhook verification key.", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."),
-                         "sandbox": Bool().doc("true: SendGrid validates but delivers nothing.", False)}).doc(
+                         "sandbox": Bool().doc("true: SendGrid validates but delivers nothing.", False),
+                         "sync_suppressions": Bool().doc(
+                             "Pull SendGrid's suppression lists before every send (`suppressions sync`).", True)}).doc(
             "The sendgrid backend (the key comes from SENDGRID_API_KEY).", {"timeout": 30}),
         "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000).doc("Largest request body.", 1_000_000),
                     "webhook_max_age_seconds": Int(minimum=10, maximum=86_400).doc(
                         "Oldest webhook timestamp accepted.", 600)}).doc(
             "`newsletter serve`.", {"max_body_bytes": 1_000_000}),
+        "bounces": Obj({"address": Str(pattern=EMAILISH, hint="an email address").doc(
+                            "Envelope sender for bounces: each message gets bounces+<token>@... (VERP), naming "
+                            "issue and reader for `newsletter bounces`.", "bounces@example.org"),
+                        "soft_limit": Int(minimum=1, maximum=1000).doc(
+                            "Soft bounces (4.x.x, mailbox full) before an address is suppressed.", 3),
+                        "soft_issues": Int(minimum=1, maximum=1000).doc(
+                            "...and across at least this many different issues.", 2)}).doc(
+            "Bounce processing (`newsletter bounces`).", {"address": "bounces@example.org"}),
         "theme": _THEME,
     },
     required=("sender", "list", "organisation", "site"),
@@ -213,6 +223,7 @@ class Config:
     sendgrid: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
     theme: Theme = field(default_factory=Theme)
+    bounces: dict[str, Any] = field(default_factory=dict)  # [bounces]: address, soft_limit, soft_issues
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
     database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
 
@@ -294,6 +305,7 @@ def load_config(path: Path | None = None) -> Config:
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
         theme=Theme(**{k: x.lower() if k in ("primary", "accent", "text") else x
                        for k, x in (v["theme"] or {}).items() if x is not None}),
+        bounces={k: x for k, x in (v["bounces"] or {}).items() if x is not None},
     )
 
 

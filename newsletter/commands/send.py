@@ -120,6 +120,8 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
     store = open_store(config)
     try:
         with store.issue_lock(built.slug):
+            if backend_name == "sendgrid" and config.sendgrid.get("sync_suppressions", True):
+                _sync_suppressions(config, store)
             if yes:  # no question, so no plan first: the send reads the list once, the table comes after
                 report = _send_without_plan(built, backend_name, config, csv_path, store, keys=keys,
                                             resend_uncertain=resend_uncertain, rate=rate, issue=issue)
@@ -194,6 +196,14 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         return None
     _announce_key(keys)  # after the send, not before: on "nothing to send" it would be noise
     return report
+
+
+def _sync_suppressions(config: Config, store: Store) -> None:
+    """Before a SendGrid send: pull what SendGrid knows to be gone ([sendgrid] sync_suppressions)."""
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+
+    report = sync(store, SendGridReader(config))
+    click.echo(f"suppressions   synced from SendGrid: {report.new:,} newly suppressed")
 
 
 def _batch_size(config: Config, backend: Backend) -> int:

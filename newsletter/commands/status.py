@@ -62,6 +62,10 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_pa
             parts.append(f"pending {plan.to_send - plan.retrying_failed:,}")
         parts += [f"failed {counts.get('failed', 0):,}", f"uncertain {uncertain:,}"]
         click.echo("  " + " · ".join(parts))
+        if store is not None:
+            delivery = store.delivery_counts(built.slug)
+            if delivery:  # what came back afterwards: webhook events, `newsletter bounces`
+                click.echo("  delivery: " + " · ".join(f"{k} {n:,}" for k, n in sorted(delivery.items())))
         if plan is not None and plan.suppressed:
             click.echo(f"  ({plan.suppressed:,} on the list are suppressed and will not be sent to)")
         if counts.get("failed"):

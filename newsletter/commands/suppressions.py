@@ -106,6 +106,7 @@ def suppressions_command() -> None:
         newsletter suppressions list
         newsletter suppressions export suppressions.csv
         newsletter suppressions import sendgrid-bounces.csv --reason bounced
+        newsletter suppressions sync
     """
 
 
@@ -187,3 +188,30 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
     finally:
         store.close()
     click.echo(f"{new} suppressed, {len(plan.rows) - new} already suppressed, {plan.duplicates} duplicate rows")
+
+
+@suppressions_command.command("sync")
+@config_option
+def sync_command(config_path: Path | None) -> None:
+    """Pull SendGrid's bounces, blocks, spam reports, invalid emails and global unsubscribes.
+
+    Only what is new since the last sync is read. `newsletter send` via SendGrid does this
+    first by itself ([sendgrid] sync_suppressions = true, the default), so a send never
+    mails someone SendGrid already knows to be gone, even when the webhook was down.
+    The API key comes from SENDGRID_API_KEY.
+
+    \b
+    Example:
+        newsletter suppressions sync
+    """
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+    from newsletter.store import open_store
+
+    config = get_config(config_path)
+    reader = SendGridReader(config)
+    store = open_store(config)
+    try:
+        report = sync(store, reader)
+    finally:
+        store.close()
+    click.echo(report.line())
