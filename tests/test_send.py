@@ -90,7 +90,7 @@ def test_dry_run_tells_the_truth_sends_nothing_records_nothing(proj: Path, serve
 
 
 def test_dry_run_without_any_state_creates_none(proj: Path) -> None:
-    (proj / "other.csv").write_text("email\nsolo@example.org\n")
+    (proj / "other.csv").write_text("email,city\nsolo@example.org,Minsk\n")
     r = run(["send", ISSUE, "--dry-run", "--subscribers", "other.csv"], cwd=proj)
     assert r.returncode == 0, r.stderr
     assert "other.csv: 1 row\n" in r.stdout and "to send" in r.stdout

@@ -13,7 +13,15 @@ from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
 from newsletter.commands._common import config_option, get_config, issue_files, issues_argument, took
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
-from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
+from newsletter.deliver.send import (
+    Plan,
+    SendReport,
+    check_fields,
+    make_plan,
+    send_issue,
+    send_test,
+    write_samples,
+)
 from newsletter.errors import SendError
 from newsletter.paths import display
 
@@ -78,7 +86,9 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
     backend_name = backend or config.backend
     csv_path = (subscribers or config.subscribers).resolve()
     built = build_issue(issue, config, write=False)
-    _gate(built, refuse=not (dry_run or to or force))
+    if not (dry_run or to):
+        check_fields(built, csv_path, display=display(csv_path))  # no --force for this one
+    _gate(built, refuse=not (dry_run or to or force), subscribers=None if to else csv_path)
     no_mail_leaves = dry_run or backend_name == "outbox"  # only then may links use the development key
     keys = _keys(allow_development=no_mail_leaves, backend=backend_name)
 
@@ -100,6 +110,7 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
             click.echo(f"samples        {which}, as they would be sent: {display(samples[0].parent)}/")
             _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
+        check_fields(built, csv_path, display=display(csv_path))  # a send would refuse, even with --force
         return
 
     if to:
@@ -218,11 +229,12 @@ def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
                         "resend them with --resend-uncertain")
 
 
-def _gate(built: Built, *, refuse: bool) -> None:
-    """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
+def _gate(built: Built, *, refuse: bool, subscribers: Path | None) -> None:
+    """Run `newsletter check`'s rules (merge fields against `subscribers`, the list being
+    sent); show errors, and refuse a real send on them."""
     from newsletter.lint import has_errors, lint
 
-    findings = lint(built)
+    findings = lint(built, subscribers=subscribers)
     errors = [f for f in findings if f.is_error]
     for f in errors:
         click.echo(str(f), err=True)

@@ -31,7 +31,8 @@ from newsletter.compose import i18n
 from newsletter.compose.build import Built
 from newsletter.deliver.backends.base import Backend, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
-from newsletter.errors import BackendError, SendError
+from newsletter.deliver.placeholders import STANDARD_FIELDS, locate_field, unknown_fields
+from newsletter.errors import BackendError, InputError, Problem, SendError
 from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
 
@@ -157,6 +158,34 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
     return plan
 
 
+# --- preflight ------------------------------------------------------------------------------
+
+
+def check_fields(built: Built, subscribers: Path, *, display: str | None = None) -> None:
+    """Refuse an issue whose merge fields are not all standard fields or columns of `subscribers`.
+
+    A misspelt `{{ nmae }}` would reach every reader as an empty string; no --force
+    makes that right. Raises InputError naming FILE:LINE of each such field in the issue
+    (or the template that uses it) and the columns the list has. Reads only the header.
+    """
+    from newsletter.audience.subscribers import columns_of
+    from newsletter.compose.render import default_theme
+    from newsletter.paths import display as shown
+
+    csv_name = display or str(subscribers)
+    columns = columns_of(subscribers, display=csv_name)
+    unknown = unknown_fields(built.rendered.fields, columns)
+    problems = []
+    for name in unknown:
+        file, line = locate_field(built.issue.path, (built.config.templates_dir, default_theme()), name)
+        problems.append(Problem(shown(file), line, "{{ " + name + " }}",
+                                f"neither a standard field ({', '.join(STANDARD_FIELDS)}) nor a column of "
+                                f"{csv_name} (its columns: {', '.join(columns)}); not sent: every reader "
+                                "would get it empty"))
+    if problems:
+        raise InputError(problems)
+
+
 # --- recipients ---------------------------------------------------------------------------
 
 
@@ -194,6 +223,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
     Returns a report; raises only if the send cannot start (the backend's own errors
     mid-way stop the loop and are reported in `report.stopped`).
     """
+    check_fields(built, subscribers, display=display)  # before anything is written
     report = SendReport(total=total)
     ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 from newsletter.audience.secrets import SENDGRID_KEY_VAR, env_secret
 from newsletter.deliver.backends.base import Backend, Outcome, Status
-from newsletter.deliver.placeholders import PLACEHOLDER, Template, fields_in
+from newsletter.deliver.placeholders import WITH_FALLBACK, Template, fields_in
+from newsletter.deliver.placeholders import value as field_value
 from newsletter.errors import BackendError
 
 if TYPE_CHECKING:
@@ -145,11 +146,12 @@ class PayloadBuilder:
     def __init__(self, message: PreparedMessage, *, sandbox: bool = False) -> None:
         self.message = message
         self.html_prefix, self.text_prefix = _tag_prefixes(message.html, message.text, message.subject)
-        self.html_fields = sorted(fields_in(message.html))
-        self.text_fields = sorted(fields_in(message.text))
         self.subject = Template(message.subject) if fields_in(message.subject) else None
-        html_part = PLACEHOLDER.sub(lambda m: f"{self.html_prefix}{m.group(1)}-", message.html)
-        text_part = PLACEHOLDER.sub(lambda m: f"{self.text_prefix}{m.group(1)}-", message.text)
+        #: (tag, field, fallback) per distinct placeholder of each part; fallbacks unescaped
+        self.html_tags: list[tuple[str, str, str]] = []
+        self.text_tags: list[tuple[str, str, str]] = []
+        html_part = WITH_FALLBACK.sub(lambda m: self._tag(m, self.html_prefix, self.html_tags, True), message.html)
+        text_part = WITH_FALLBACK.sub(lambda m: self._tag(m, self.text_prefix, self.text_tags, False), message.text)
         content = [{"type": t, "value": v} for t, v in (("text/plain", text_part), ("text/html", html_part)) if v]
         if not content:
             raise BackendError("the message has neither a text nor an HTML part: nothing to send")
@@ -178,11 +180,27 @@ class PayloadBuilder:
         self.base = base
         self.base_bytes = len(json.dumps(base))
 
+    @staticmethod
+    def _tag(m: re.Match[str], prefix: str, tags: list[tuple[str, str, str]], unescape: bool) -> str:
+        """The substitution tag for one placeholder: `-nlh-name-`, or `-nlh-name.2-` for the
+        second distinct fallback of `name` (`.` cannot occur in a field name: no tag is a
+        prefix of another)."""
+        field, fallback = m.group(1), m.group(2) or ""
+        if unescape:
+            fallback = html.unescape(fallback)
+        for tag, f, fb in tags:
+            if (f, fb) == (field, fallback):
+                return tag
+        n = sum(f == field for _, f, _ in tags)
+        tag = f"{prefix}{field}{f'.{n}' if n else ''}-"
+        tags.append((tag, field, fallback))
+        return tag
+
     def substitutions(self, recipient: Recipient) -> dict[str, str]:
         """The recipient's tag → value map: HTML-escaped for the HTML part, raw for the text part."""
         values = recipient.fields
-        subs = {f"{self.html_prefix}{f}-": html.escape(values.get(f) or "", quote=True) for f in self.html_fields}
-        subs.update({f"{self.text_prefix}{f}-": values.get(f) or "" for f in self.text_fields})
+        subs = {tag: html.escape(field_value(values, f, fb), quote=True) for tag, f, fb in self.html_tags}
+        subs.update({tag: field_value(values, f, fb) for tag, f, fb in self.text_tags})
         return subs
 
     def personalization(self, recipient: Recipient) -> dict[str, Any]:
