@@ -286,6 +286,9 @@ def _print_plan(plan: Plan) -> None:
     ]
     if plan.uncertain_held:
         rows.append(("uncertain", plan.uncertain_held, "(held back: --resend-uncertain to resend)"))
+    if plan.bad_link_count:
+        rows.append(("bad link", plan.bad_link_count, f"{_lines(plan.bad_links)} (a value used as a link is not "
+                                                      "a URL: these readers fail, fix the list)"))
     width = max(6, *(len(f"{n:,}") for _, n, _ in rows))
     for label, n, note in rows:
         click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())

@@ -73,6 +73,24 @@ def unknown_fields(used: Iterable[str], columns: Iterable[str]) -> list[str]:
     return sorted(set(used) - known)
 
 
+_LINK = re.compile(r"""\b(?:href|src)\s*=\s*["']\s*(\{\{[^{}]*\}\})\s*["']""", re.I)
+
+
+def link_fields(html_text: str) -> list[tuple[str, str]]:
+    """(field, fallback) of every placeholder that is a whole link or image URL in `html_text`
+    (`href="{{ website }}"`): the reader's value becomes the URL itself, so it must be checked
+    like a literal link, per reader. Standard fields are the tool's own, never checked."""
+    out: list[tuple[str, str]] = []
+    for m in _LINK.finditer(html_text):
+        whole = WITH_FALLBACK.fullmatch(m.group(1))
+        if whole is None or whole.group(1) in STANDARD_FIELDS:
+            continue
+        pair = (whole.group(1), html.unescape(whole.group(2) or ""))
+        if pair not in out:
+            out.append(pair)
+    return out
+
+
 def field_pattern(field: str) -> re.Pattern[str]:
     """Matches a placeholder of `field` as an editor wrote it (any spacing, with or without fallback)."""
     return re.compile(r"\{\{\s*" + re.escape(field) + r"\s*(?:\||\}\})")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,11 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
 from newsletter.compose import i18n
 from newsletter.compose.build import Built
+from newsletter.compose.schema import url_problem
 from newsletter.deliver.backends.base import Backend, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
-from newsletter.deliver.placeholders import STANDARD_FIELDS, locate_field, unknown_fields
+from newsletter.deliver.placeholders import STANDARD_FIELDS, link_fields, locate_field, unknown_fields
+from newsletter.deliver.placeholders import value as field_value
 from newsletter.errors import BackendError, InputError, Problem, SendError
 from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
@@ -51,6 +53,8 @@ class Plan:
     suppressed: int = 0
     already_sent: int = 0
     uncertain_held: int = 0  # uncertain (or left `sending`) and not resent without the flag
+    bad_links: list[Subscriber] = field(default_factory=list)  # would fail the link check (first KEEP)
+    bad_link_count: int = 0  # not part of to_send: their send fails, per reader
     first: list[Subscriber] = field(default_factory=list)  # a few of to_send, for samples
 
 
@@ -145,10 +149,16 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
     ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
+    links = link_fields(built.rendered.html) if built.rendered is not None else []
     for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, store, resend_uncertain):
             if not _passed_over(plan, what):
+                if links and link_problem(links, s.fields) is not None:
+                    plan.bad_link_count += 1
+                    if len(plan.bad_links) < KEEP:
+                        plan.bad_links.append(s)
+                    continue
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
                 plan.resending_uncertain += what == "uncertain"
@@ -191,13 +201,26 @@ def check_fields(built: Built, subscribers: Path, *, display: str | None = None)
 
 
 class RecipientMaker:
-    """Subscriber -> Recipient for one issue: signed link, headers, name fallback per language."""
+    """Subscriber -> Recipient for one issue: signed link, headers, name fallback per language.
+
+    Also the per-reader link check (`problem`): a subscriber value that becomes a whole link
+    (`url: "{{ website }}"`, `[x]({{ website }})`) must pass the rule literal links pass
+    (absolute https/http/mailto). A reader whose value does not is not sent at all, in any
+    backend, and gets one `failed` line saying which column to fix: dropping just the link
+    would send a message that silently differs from the one the editor checked, and the
+    reader's other values came from the same suspect row.
+    """
 
     def __init__(self, built: Built, keys: SigningKeys, *, unique_ids: bool = False):
         self.built = built
         self.keys = keys
         self.unique_ids = unique_ids
         self._fallbacks: dict[str, str] = {}
+        self.links = link_fields(built.rendered.html)
+
+    def problem(self, r: Recipient) -> str | None:
+        """Why `r` cannot be sent (a value filled into a link is not a URL an email may carry), or None."""
+        return link_problem(self.links, r.fields)
 
     def fallback_name(self, language: str) -> str:
         if language not in self._fallbacks:
@@ -208,6 +231,21 @@ class RecipientMaker:
         return make_recipient(email=s.email, name=s.name, language=s.language, fields=s.fields,
                               slug=self.built.slug, config=self.built.config, keys=self.keys,
                               fallback_name=self.fallback_name(s.language), unique_id=self.unique_ids)
+
+
+def link_problem(links: list[tuple[str, str]], values: Mapping[str, str]) -> str | None:
+    """The first of `links` ((field, fallback) used as a whole URL) whose value in `values` fails
+    the literal-link rule, said as a report line; None if all pass (or are empty)."""
+    for name, fallback in links:
+        url = field_value(values, name, fallback)
+        if url and (why := url_problem(url)) is not None:
+            return (f"not sent: the '{name}' value is used as a link and is not an absolute https, http "
+                    f"or mailto URL ({_shorten(why)}); fix that column of the subscriber list")
+    return None
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- the send ------------------------------------------------------------------------------
@@ -259,9 +297,17 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
         for batch in _batches(rows, batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
+            refused: list[Outcome] = []
             for s, what in _classify(batch, statuses, store, resend_uncertain, ledger.lock):
                 if not _passed_over(report, what):
-                    todo.append(maker(s))
+                    r = maker(s)
+                    why = maker.problem(r)
+                    if why is None:
+                        todo.append(r)
+                    else:
+                        refused.append(Outcome(r.email, "failed", why, retryable=False))
+            if refused:
+                settle(refused)
             if not todo:
                 continue
             if rate > 0:
@@ -330,6 +376,8 @@ def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)
     recipient = maker(Subscriber(email=email, name="", language=built.language, fields={}, line=0))
+    if (why := maker.problem(recipient)) is not None:
+        raise SendError(f"--to {email}: {why}")
     backend.open(message)
     try:
         return backend.send_messages([recipient])[0]

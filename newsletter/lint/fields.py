@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.audience.subscribers import columns_of
 from newsletter.compose.render import default_theme
-from newsletter.deliver.placeholders import STANDARD_FIELDS, locate_field, unknown_fields
+from newsletter.deliver.placeholders import STANDARD_FIELDS, link_fields, locate_field, unknown_fields
 from newsletter.errors import InputError
 from newsletter.lint.findings import Finding
 from newsletter.paths import display
@@ -66,4 +66,14 @@ def _fields(ctx: Context) -> Iterator[Finding]:
                           RULE)
 
 
-RULES = (_fields,)
+def _link_fallbacks(ctx: Context) -> Iterator[Finding]:
+    """A fallback of a field used as a whole link is itself a link: the literal-link rule applies."""
+    from newsletter.compose.schema import url_problem
+
+    for name, fallback in link_fields(ctx.built.rendered.html):
+        if fallback and (why := url_problem(fallback)) is not None:
+            file, line = where(ctx, name)
+            yield Finding(file, line, "error", f"the fallback of {{{{ {name} }}}} is used as a link: {why}", RULE)
+
+
+RULES = (_fields, _link_fallbacks)

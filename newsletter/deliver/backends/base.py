@@ -36,6 +36,9 @@ class Outcome:
     status: Status
     detail: str = ""  # the server's or ESP's own words for failures; message id for sends
     remote_id: str | None = None  # SMTP queue id / SendGrid X-Message-Id, when known
+    #: failed only: whether running the send again may succeed (a refused request, a full
+    #: mailbox) or cannot until the input changes (this reader's data breaks a limit or a rule)
+    retryable: bool = True
 
 
 class Backend(ABC):
