@@ -196,6 +196,14 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
                             progress=progress, display=display(csv_path))
     finally:
         progress.close()
+    if report.stopped:
+        # the list was not read to the end: its counts so far are not the list's, so none is
+        # shown as if it were (the report below says what was sent)
+        s = report.stats
+        pct = f", {100 * s.bytes_read / size:.0f}% of the file" if size else ""
+        click.echo(f"subscribers    {display(csv_path)}: the send stopped after reading {s.rows:,} "
+                   f"row{'' if s.rows == 1 else 's'}{pct}; the rest was not read")
+        return report
     plan = Plan(subscribers=display(csv_path), stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
                 uncertain_held=report.uncertain_held)
@@ -225,8 +233,9 @@ def _batch_size(config: Config, backend: Backend) -> int:
 def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
     click.echo("nothing to send")
     if uncertain_held:
-        raise SendError(f"{uncertain_held} uncertain: see `newsletter status {issue}`; "
-                        "resend them with --resend-uncertain")
+        raise SendError(f"{uncertain_held:,} uncertain: most such readers usually did get the message; list them "
+                        f"with `newsletter status {issue} --uncertain`; --resend-uncertain mails all of them again "
+                        "(a duplicate for each who already has it)")
 
 
 def _gate(built: Built, *, refuse: bool, subscribers: Path | None) -> None:
@@ -324,16 +333,19 @@ class _Progress:
         position = min(report.stats.bytes_read, self.total) if self.by_bytes else report.attempted
         step = position - self.done
         self.done = position
+        # what the backend answered, never what was merely attempted: a request refused
+        # (429 every time) is `failed`, not `sent`
+        tally = f"sent {report.sent:,}" + (f" · failed {report.failed:,}" if report.failed else "") + \
+            (f" · uncertain {report.uncertain:,}" if report.uncertain else "")
         if self.bar is not None:
-            label = f"{report.attempted:,} sent, " if self.by_bytes else ""
-            self.bar.update(step, f"{label}{report.rate:,.0f} msg/s")
+            self.bar.update(step, f"{tally}, {report.rate:,.0f} msg/s")
         elif time.monotonic() - self.last >= 5:
             self.last = time.monotonic()
             pct = 100 * self.done / self.total if self.total else 100
             if self.by_bytes:
-                click.echo(f"sent {report.attempted:,} ({pct:.0f}% of the list read), {report.rate:,.0f} msg/s")
+                click.echo(f"{tally} ({pct:.0f}% of the list read), {report.rate:,.0f} msg/s")
             else:
-                click.echo(f"sent {self.done:,}/{self.total:,} ({pct:.0f}%), {report.rate:,.0f} msg/s")
+                click.echo(f"{tally} of {self.total:,} ({pct:.0f}% handed off), {report.rate:,.0f} msg/s")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -342,20 +354,53 @@ class _Progress:
 
 
 def _print_report(report: SendReport, issue: Path, backend: str) -> None:
+    """What happened, once each, in numbers that are true: one line per kind of failure (a
+    refused request's readers share one reason), the stop once, and a hint that says what
+    a rerun will and will not do."""
     elapsed = time.monotonic() - report.started
     click.echo(f"done in {took(elapsed, report.attempted)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
     if report.recovered:
         click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
-    for o in report.failures[:SHOW_ROWS]:
-        click.echo(f"failed {o.email}: {o.detail}", err=True)
+    stop = "; ".join(line.strip() for line in report.stopped.splitlines()) if report.stopped else None
+    examples: dict[str, list[str]] = {}
+    for o in report.failures:
+        examples.setdefault(o.detail, []).append(o.email)
+    for detail, n in report.failure_kinds.items():
+        who = _some(examples.get(detail, []), n)
+        if n == 1 and examples.get(detail):
+            click.echo(f"failed {examples[detail][0]}: {detail}", err=True)
+        elif stop is not None and "; ".join(line.strip() for line in detail.splitlines()) == stop:
+            click.echo(f"failed {n:,}: the request that stopped the send was refused, nothing in it was sent {who}",
+                       err=True)
+        else:
+            click.echo(f"failed {n:,}: {detail} {who}".rstrip(), err=True)
     for o in report.uncertain_list[:SHOW_ROWS]:
         click.echo(f"uncertain {o.email}: {o.detail}", err=True)
+    if report.uncertain > SHOW_ROWS:
+        click.echo(f"… and {report.uncertain - SHOW_ROWS:,} more uncertain", err=True)
+    if stop is not None:
+        click.echo(f"stopped: {stop}", err=True)
+    held = report.uncertain + report.uncertain_held
+    if held:
+        click.echo(f"{held:,} uncertain: their hand-off was cut before the answer came, and most such readers usually "
+                   f"did get the message. List them with `newsletter status {issue} --uncertain`; "
+                   "--resend-uncertain sends to all of them again, a duplicate for each who already has it", err=True)
+    retryable = report.failed - report.unfixable
     if report.stopped:
-        click.echo(f"stopped: {report.stopped}", err=True)
-    if report.uncertain or report.uncertain_held:
-        click.echo(f"{report.uncertain + report.uncertain_held:,} uncertain: see `newsletter status {issue}`; "
-                   "resend them with --resend-uncertain", err=True)
-    if report.failed or report.stopped:
-        click.echo("run the same command again to retry what was not sent", err=True)
+        click.echo("once the cause is fixed, run the same command again: it sends only to who has not had it",
+                   err=True)
+    elif retryable:
+        click.echo(f"run the same command again to retry the {retryable:,} failed", err=True)
+    if report.unfixable:
+        click.echo(f"{report.unfixable:,} failed for a reason a rerun alone will not fix: correct their rows "
+                   "in the subscriber list as said above", err=True)
+
+
+def _some(emails: list[str], n: int, show: int = 3) -> str:
+    """`(a@x, b@x, c@x and 997 more)`: who, without a line each."""
+    if not emails:
+        return ""
+    more = f" and {n - min(show, len(emails)):,} more" if n > show else ""
+    return f"({', '.join(emails[:show])}{more})"

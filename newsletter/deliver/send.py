@@ -39,6 +39,8 @@ from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
+KINDS = 50  # distinct failure reasons counted in a report
+OTHER = "other reasons"
 
 
 @dataclass
@@ -71,6 +73,10 @@ class SendReport:
     recovered: int = 0  # `sending` rows a killed run left behind, now `uncertain`
     stats: ReadStats = field(default_factory=ReadStats)
     failures: list[Outcome] = field(default_factory=list)
+    #: how many failed with each distinct reason (at most KINDS reasons; the rest as one):
+    #: a stopped request's thousand readers share one reason and are reported once
+    failure_kinds: dict[str, int] = field(default_factory=dict)
+    unfixable: int = 0  # of failed: a rerun alone will not send them (their data breaks a rule)
     uncertain_list: list[Outcome] = field(default_factory=list)
     stopped: str | None = None  # the backend gave up: its words
     in_flight: int = 0  # handed to the backend, outcome not returned yet
@@ -84,8 +90,10 @@ class SendReport:
 
     @property
     def rate(self) -> float:
+        """Messages sent per second: what the service took, not what was tried (a refused
+        request is no throughput)."""
         elapsed = time.monotonic() - self.started
-        return self.attempted / elapsed if elapsed > 0 else 0.0
+        return self.sent / elapsed if elapsed > 0 else 0.0
 
 
 # --- classifying readers --------------------------------------------------------------------
@@ -353,6 +361,10 @@ def _tally(report: SendReport, outcomes: list[Outcome]) -> None:
             report.sent += 1
         elif o.status == "failed":
             report.failed += 1
+            report.unfixable += not o.retryable
+            kinds = report.failure_kinds
+            kind = o.detail if o.detail in kinds or len(kinds) < KINDS else OTHER
+            kinds[kind] = kinds.get(kind, 0) + 1
             if len(report.failures) < KEEP:
                 report.failures.append(o)
         else:

@@ -414,13 +414,15 @@ class SendGridBackend(Backend):
             p = builder.personalization(r)
             subs = substitution_bytes(p.get("substitutions") or {})
             if subs > MAX_SUBSTITUTION_BYTES:
-                settle(i, self.done(Outcome(r.email, "failed", f"not sent: this reader's merge fields take {subs} "
-                                            f"bytes as SendGrid substitutions, over its {MAX_SUBSTITUTION_BYTES}"
-                                            "-byte limit")))
+                settle(i, self.done(Outcome(
+                    r.email, "failed", f"not sent: this reader's merge fields take {subs:,} bytes as SendGrid "
+                    f"substitutions, over SendGrid's {MAX_SUBSTITUTION_BYTES:,}-byte limit per reader; shorten "
+                    "their values in the subscriber list (or use fewer fields in the issue)", retryable=False)))
                 continue
             p_bytes = _json_bytes_bound(p, subs)
             if builder.base_bytes + p_bytes > MAX_REQUEST_BYTES:
-                settle(i, self.done(Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB limit")))
+                settle(i, self.done(Outcome(r.email, "failed", "not sent: the message is over SendGrid's 30 MB "
+                                            "limit", retryable=False)))
                 continue
             key = r.email.lower()
             if chunk and (len(chunk) >= self.per_request or size + p_bytes > MAX_REQUEST_BYTES or key in seen):
