@@ -22,7 +22,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import Backend, get_backend
-from newsletter.deliver.send import make_plan, send_issue
+from newsletter.deliver.send import SendOptions, make_plan, send_issue
 from newsletter.store import open_store
 from tests.conftest import run
 from tests.sendgrid_server import SendGridServer
@@ -108,7 +108,7 @@ def stand(request: pytest.FixtureRequest, proj: Path) -> Iterator[Stand]:
 def test_bad_link_values_fail_per_reader_and_never_reach_an_href(stand: Stand, proj: Path) -> None:
     store = open_store(stand.built.config.database)
     try:
-        report = send_issue(stand.built, stand.backend, proj / "subscribers.csv", store, keys=KEYS)
+        report = send_issue(stand.built, SendOptions(stand.backend), proj / "subscribers.csv", store, keys=KEYS)
     finally:
         store.close()
     assert (report.sent, report.failed) == (len(GOOD) + 1, len(BAD))

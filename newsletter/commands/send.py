@@ -15,6 +15,7 @@ from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
 from newsletter.deliver.send import (
     Plan,
+    SendOptions,
     SendReport,
     check_fields,
     make_plan,
@@ -26,7 +27,6 @@ from newsletter.errors import SendError
 from newsletter.paths import display
 
 if TYPE_CHECKING:
-    from newsletter.deliver.backends.base import Backend
     from newsletter.store import Store
 
 SAMPLES = 3
@@ -168,8 +168,8 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
         raise SendError("not sent")
     progress = _Progress(plan.to_send)
     try:
-        return send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
-                          rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
+        options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
+        return send_issue(built, options, csv_path, store, keys=keys,
                           total=plan.to_send, progress=progress, display=display(csv_path))
     finally:
         progress.close()
@@ -191,8 +191,8 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         size = 0  # read_subscribers says what is wrong with the file
     progress = _Progress(size, by_bytes=True)
     try:
-        report = send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
-                            rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
+        options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
+        report = send_issue(built, options, csv_path, store, keys=keys,
                             progress=progress, display=display(csv_path))
     finally:
         progress.close()
@@ -223,11 +223,6 @@ def _sync_suppressions(config: Config, store: Store) -> None:
 
     report = sync(store, SendGridReader(config))
     click.echo(f"suppressions   synced from SendGrid: {report.new:,} newly suppressed")
-
-
-def _batch_size(config: Config, backend: Backend) -> int:
-    """[send] batch_size if set, else the backend's own preference (SendGrid: a full request)."""
-    return config.batch_size if config.batch_size_set or not backend.batch_size else backend.batch_size
 
 
 def _nothing_to_send(uncertain_held: int, issue: Path) -> None:

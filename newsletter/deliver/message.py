@@ -32,6 +32,7 @@ from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
 from newsletter.audience.tokens import make_token
+from newsletter.deliver.constants import ONE_CLICK
 from newsletter.deliver.placeholders import DEFAULT, PLACEHOLDER, Template
 from newsletter.errors import InputError, Problem
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The send loop: subscribers -> suppressions -> ledger -> backend. Also the dry run and --to.
 
     plan = make_plan(built, csv, store)                    # counts; writes nothing
-    report = send_issue(built, backend, csv, store, keys)  # resumable, kill-safe
+    report = send_issue(built, SendOptions(backend), csv, store, keys=keys)  # resumable, kill-safe
 
 The subscriber CSV is streamed in batches; for each batch the ledger says who already
 has the issue, the suppression list is asked right before the hand-off (so an
@@ -30,7 +30,8 @@ from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscribe
 from newsletter.compose import i18n
 from newsletter.compose.build import Built
 from newsletter.compose.schema import url_problem
-from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.config import Config
+from newsletter.deliver.backends.base import Backend, Hooks, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.deliver.placeholders import STANDARD_FIELDS, link_fields, locate_field, unknown_fields
 from newsletter.deliver.placeholders import value as field_value
@@ -39,6 +40,7 @@ from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
+DEFAULT_BATCH = 500  # readers per batch when neither [send] batch_size nor the backend says
 KINDS = 50  # distinct failure reasons counted in a report
 OTHER = "other reasons"
 
@@ -158,7 +160,7 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
     rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
     links = link_fields(built.rendered.html) if built.rendered is not None else []
-    for batch in _batches(rows, 500):
+    for batch in _batches(rows, DEFAULT_BATCH):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, store, resend_uncertain):
             if not _passed_over(plan, what):
@@ -259,24 +261,52 @@ def _shorten(text: str, limit: int = 120) -> str:
 # --- the send ------------------------------------------------------------------------------
 
 
-def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, *,
-               keys: SigningKeys, resend_uncertain: bool = False, rate: float = 0, batch_size: int = 500,
-               total: int = 0, progress: Callable[[SendReport], None] | None = None,
+@dataclass(frozen=True)
+class SendOptions:
+    """How a send runs, decided once: the backend, readers per batch, rate, what to resend.
+
+    `batch_size` 0 takes the backend's own preference (SendGrid: 1,000, a full request),
+    else DEFAULT_BATCH. A rate caps it so the send makes about ten small batches a second,
+    each waiting its turn, instead of a burst then a pause. After construction
+    `batch_size` is the size the send uses.
+    """
+
+    backend: Backend
+    batch_size: int = 0
+    rate: float = 0  # messages per second at most; 0: no limit
+    resend_uncertain: bool = False
+
+    def __post_init__(self) -> None:
+        size = self.batch_size or self.backend.batch_size or DEFAULT_BATCH
+        if self.rate > 0:
+            size = max(1, min(size, int(self.rate // 10)))
+        object.__setattr__(self, "batch_size", size)
+
+    @classmethod
+    def from_config(cls, config: Config, backend: Backend, *, rate: float | None = None,
+                    resend_uncertain: bool = False) -> SendOptions:
+        """[send] batch_size and rate from newsletter.toml; `rate` (the --rate option) overrides."""
+        return cls(backend, batch_size=config.batch_size if config.batch_size_set else 0,
+                   rate=config.rate if rate is None else rate, resend_uncertain=resend_uncertain)
+
+
+def send_issue(built: Built, options: SendOptions, subscribers: Path, store: Store, *,
+               keys: SigningKeys, total: int = 0, progress: Callable[[SendReport], None] | None = None,
                display: str | None = None) -> SendReport:
     """Send the issue to everyone in `subscribers` who has not had it yet. Resumable.
 
     The caller holds `store.issue_lock` so two runs never send the same issue at once.
     Returns a report; raises only if the send cannot start (the backend's own errors
-    mid-way stop the loop and are reported in `report.stopped`).
+    mid-way stop the loop and are reported in `report.stopped`). `total` is what the plan
+    said would be sent (for the progress display).
     """
     check_fields(built, subscribers, display=display)  # before anything is written
+    backend, rate = options.backend, options.rate
     report = SendReport(total=total)
     ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()
     message = prepare_message(built)
     maker = RecipientMaker(built, keys)
-    if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
-        batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=built.language, stats=report.stats,
                             display=display or str(subscribers), skip=ledger.sent_among)
     reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
@@ -297,16 +327,14 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
         if progress is not None:
             progress(report)
 
-    if backend.reports_handoff:
-        backend.on_handoff = ledger.mark_sending
-        backend.on_outcome = on_outcome
     try:
-        backend.open(message)  # connects: a wrong host or password stops here, before anyone is marked
-        for batch in _batches(rows, batch_size):
+        # connects: a wrong host or password stops here, before anyone is marked
+        backend.open(message, Hooks(handoff=ledger.mark_sending, outcome=on_outcome))
+        for batch in _batches(rows, options.batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
             refused: list[Outcome] = []
-            for s, what in _classify(batch, statuses, store, resend_uncertain, ledger.lock):
+            for s, what in _classify(batch, statuses, store, options.resend_uncertain, ledger.lock):
                 if not _passed_over(report, what):
                     r = maker(s)
                     why = maker.problem(r)
@@ -322,13 +350,11 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
                 ahead = report.started + (report.attempted + report.in_flight) / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            if not backend.reports_handoff:
-                ledger.mark_sending(todo)
             report.in_flight += len(todo)
             try:
                 outcomes = backend.submit(todo)  # may return before all of `todo` is settled
             except BackendError as e:
-                outcomes = list(getattr(e, "outcomes", []) or [])
+                outcomes = e.outcomes
                 report.stopped = str(e)
             report.in_flight -= len(outcomes)
             settle(outcomes)
@@ -338,15 +364,14 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
             try:
                 outcomes = backend.finish()
             except BackendError as e:
-                outcomes = list(getattr(e, "outcomes", []) or [])
+                outcomes = e.outcomes
                 report.stopped = str(e)
             report.in_flight -= len(outcomes)
             settle(outcomes)
     finally:
         try:
-            backend.close()  # first: a backend's sender thread must be done before its hooks go
+            backend.close()  # first: a backend's sender thread must be done before the ledger is flushed
         finally:
-            backend.on_handoff = backend.on_outcome = None
             ledger.flush()
             # rows this run marked but never resolved (backend stopped mid-batch): not known
             report.uncertain += ledger.recover()
@@ -421,4 +446,4 @@ def _safe(email: str) -> str:
     return file_name(email)[:-4]
 
 
-__all__ = ["Plan", "SendReport", "make_plan", "send_issue", "send_test", "write_samples", "email_key"]
+__all__ = ["Plan", "SendOptions", "SendReport", "make_plan", "send_issue", "send_test", "write_samples", "email_key"]

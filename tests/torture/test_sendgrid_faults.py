@@ -21,7 +21,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import SendReport, send_issue
+from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
@@ -49,7 +49,7 @@ def _send(root: Path, url: str, waits: list[tuple[float, float]]) -> SendReport:
     try:
         backend = get_backend("sendgrid", config, backoff=0.01, max_backoff=0.05, per_request=PER_REQUEST,
                               uncertain_limit=3, sleep=sleep)
-        return send_issue(built, backend, config.subscribers, conn, keys=KEYS, batch_size=100)
+        return send_issue(built, SendOptions(backend, batch_size=100), config.subscribers, conn, keys=KEYS)
     finally:
         conn.close()
 
