@@ -100,7 +100,7 @@ class SMTPHarness(Harness):
 
 
 class SendGridHarness(Harness):
-    """The real `sendgrid` client against the schema-checking stand-in (tests/sendgrid_server.py)."""
+    """The real SendGrid backend against the schema-checking stand-in (tests/sendgrid_server.py)."""
 
     name = "sendgrid"
     key = "SG.contract-key"

@@ -1,4 +1,4 @@
-"""The SendGrid backend through the real `sendgrid` client against a real HTTP server on loopback.
+"""The SendGrid backend over real HTTP against a real HTTP server on loopback.
 
 The server (tests/sendgrid_server.py) validates every request against SendGrid's published
 schema and documented limits, so nothing here passes with a payload SendGrid would refuse.

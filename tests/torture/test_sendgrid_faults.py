@@ -1,6 +1,6 @@
 """A send through a hostile SendGrid stand-in: random 429s, 5xx, slow answers, resets, 400s.
 
-The real `sendgrid` client posts to tests/sendgrid_server.py's schema-checking server on
+The real SendGrid backend posts to tests/sendgrid_server.py's schema-checking server on
 loopback (subclassed in hostile_sendgrid.py to misbehave at random). A 400 stops the send
 with SendGrid's own words, as it must; the test then reruns, like a user would, until a
 run gets through. Afterwards every personalization is accounted for: accepted exactly
