@@ -166,7 +166,7 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     _announce_key(keys)
     if not click.confirm(f"Send to {plan.to_send:,} subscribers via {backend_name}?", default=False):
         raise SendError("not sent")
-    progress = _Progress(plan.to_send)
+    progress = _Progress(plan.to_send + plan.bad_link_count)  # those fail, but are gone through
     try:
         options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
         return send_issue(built, options, csv_path, store, keys=keys,
