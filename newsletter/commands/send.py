@@ -353,7 +353,7 @@ def _print_report(report: SendReport, issue: Path, backend: str) -> None:
     refused request's readers share one reason), the stop once, and a hint that says what
     a rerun will and will not do."""
     elapsed = time.monotonic() - report.started
-    click.echo(f"done in {took(elapsed, report.attempted)} via {backend}:")
+    click.echo(f"done in {took(elapsed, report.sent)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
     if report.recovered:
