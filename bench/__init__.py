@@ -14,4 +14,6 @@ BENCHMARKS = {
     "state": "bench.state",
     "memory": "bench.memory",
     "web": "bench.web",
+    "postgres": "bench.postgres",
+    "bounces": "bench.bounces",
 }

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -169,14 +168,13 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):,.0f}–{max(values):,.0f}"
 
 
-def _count(database: Path) -> int:
-    conn = sqlite3.connect(database)
-    try:
-        return conn.execute("SELECT count(*) FROM suppressions").fetchone()[0]
-    except sqlite3.OperationalError:
+def _count(database: Path | str) -> int:
+    from newsletter.store import open_store, store_exists
+
+    if not store_exists(database):
         return 0
-    finally:
-        conn.close()
+    with open_store(database) as store:
+        return store.count("suppressions")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ The path from YAML to inbox, one module per step:
     render.py      Issue -> Jinja2 -> MJML -> HTML -> inlined CSS, text part, web version
     build.py       writes build/<issue>/ atomically and summarises it
     subscribers.py the subscriber CSV, streamed and validated
-    db.py          the SQLite state file (suppressions, ledger)
+    store/         all state (suppressions, ledger, log): SQLite or PostgreSQL behind one Store
     tokens.py      signed unsubscribe tokens
     message.py     the MIME message, built once per issue, filled per recipient
     ledger.py      who has been sent what: the resumable send record

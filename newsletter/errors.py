@@ -1,4 +1,5 @@
-"""Errors the library raises; only the CLI turns them into exit codes and messages.
+"""Errors the library raises; only the CLI turns them into exit codes and messages
+(`newsletter.cli.LazyGroup.invoke`, the one place that does).
 
 A user's mistake is reported as one or more `Problem`s, each naming the file, the line
 and the field, so the editor can jump straight to it. All problems found in one pass are
@@ -7,7 +8,12 @@ reported together rather than one per run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from newsletter.deliver.backends.base import Outcome
 
 
 @dataclass(frozen=True)
@@ -51,4 +57,21 @@ class SendError(NewsletterError):
 
 
 class BackendError(NewsletterError):
-    """A backend could not be built or could not hand messages off; carries the remote answer."""
+    """A backend could not be built or could not hand messages off; carries the remote answer.
+
+    `outcomes` are the recipients whose fate was settled before the backend gave up (handed
+    off earlier in the same batch, or refused together with the request that stopped it):
+    the send loop records them, or a rerun would send the earlier ones again.
+    """
+
+    def __init__(self, message: str = "", *, outcomes: Sequence[Outcome] = ()) -> None:
+        super().__init__(message)
+        self.outcomes: list[Outcome] = list(outcomes)
+
+
+class MissingSecret(NewsletterError):
+    """A required secret is not set or too weak (the message names the variable, never a value)."""
+
+
+class CheckFailed(NewsletterError):
+    """`newsletter check` found errors; its findings are already printed, this is the summary."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_database, pg_server  # noqa: F401 - fixtures: a real PostgreSQL server
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 NEWSLETTER = [sys.executable, "-m", "newsletter"]

@@ -3,7 +3,8 @@
 The promise: after any number of kills and reruns, every reader has received the issue
 exactly once, except readers the ledger lists as `uncertain` (their hand-off was cut
 mid-way: 0 or 1 copies), and nobody is skipped. A slow SMTP server makes the kills land
-mid-transaction, where the interesting races are.
+mid-transaction, where the interesting races are. Run with the ledger in SQLite and in a
+real PostgreSQL server (tests/pg.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
 
@@ -27,23 +28,28 @@ KILLS = 5
 ENV = {"NEWSLETTER_SECRET": "kill-test-secret-0123456789abcdef"}
 
 
-def _start(root: Path, *extra: str) -> subprocess.Popen[bytes]:
+def _start(root: Path, database: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml", "--backend", "smtp", "--yes", *extra],
-        cwd=root, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=root, env={**os.environ, **ENV, "NEWSLETTER_DATABASE": database},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 
-def _ledger(root: Path) -> dict[str, str]:
-    conn = sqlite3.connect(root / ".newsletter" / "state.db")
-    try:
-        return dict(conn.execute("SELECT email, status FROM ledger WHERE issue = ?", (SLUG,)))
-    finally:
-        conn.close()
+def _ledger(database: str) -> dict[str, str]:
+    with open_store(database) as store:
+        return store.statuses(SLUG, (address(i) for i in range(N)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "p" / ".newsletter" / "state.db")
+    return request.getfixturevalue("pg_database")
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, database: str) -> None:
     seed = int(os.environ.get("KILL_SEED", time.time_ns() % 1_000_000_007))
     rng = random.Random(seed)
     print(f"KILL_SEED={seed}")  # shown on failure: rerun the same kill moments with it
@@ -59,7 +65,7 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path) -> Non
                 break
             # aim somewhere in what is left; the first kill may land before anything is sent
             target = before + (rng.randint(0, 30) if k == 0 else rng.randint(20, (N - before) // 2))
-            proc = _start(root)
+            proc = _start(root, database)
             deadline = time.monotonic() + 60
             while len(server.deliveries) < target and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -73,9 +79,9 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path) -> Non
             kills_mid_send += 0 < len(server.deliveries) < N
         assert kills_mid_send >= 3, "the kills should land while mail is flowing"
 
-        final = _start(root)
+        final = _start(root, database)
         out, err = final.communicate(timeout=120)
-        ledger = _ledger(root)
+        ledger = _ledger(database)
         uncertain = {e for e, s in ledger.items() if s == "uncertain"}
         counts = server.counts()
         assert final.returncode == (1 if uncertain else 0), err.decode()[-2000:]
@@ -94,10 +100,10 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path) -> Non
             assert "uncertain" in err.decode()
 
             # the explicit flag resends exactly those, and then everyone has the issue
-            again = _start(root, "--resend-uncertain")
+            again = _start(root, database, "--resend-uncertain")
             _, err2 = again.communicate(timeout=60)
             assert again.returncode == 0, err2.decode()[-2000:]
             after = server.counts()
             assert all(after[e] >= 1 for e in everyone)
             assert {e for e in everyone if after[e] != counts[e]} == uncertain
-            assert set(_ledger(root).values()) == {"sent"}
+            assert set(_ledger(database).values()) == {"sent"}

@@ -11,9 +11,8 @@ import pytest
 
 from newsletter.deliver.backends.base import Outcome
 from newsletter.deliver.message import Recipient
-from newsletter.store import db
-from newsletter.store.ledger import Ledger, issue_lock
-from newsletter.store.suppressions import suppress
+from newsletter.store import open_store
+from newsletter.store.ledger import Ledger
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
@@ -48,8 +47,8 @@ def ledger_rows(root: Path) -> list[tuple]:
 
 def _state_with_history(root: Path) -> None:
     """gone@ is suppressed; sent@ already has the issue."""
-    conn = db.connect(root / ".newsletter" / "state.db")
-    suppress(conn, "gone@example.org", "unsubscribed", source="test")
+    conn = open_store(root / ".newsletter" / "state.db")
+    conn.suppress("gone@example.org", "unsubscribed", source="test")
     ledger = Ledger(conn, SLUG, "smtp")
     r = Recipient("sent@example.org", None, {}, "<x@example.org>", "<https://x>")
     ledger.mark_sending([r])
@@ -91,7 +90,7 @@ def test_dry_run_tells_the_truth_sends_nothing_records_nothing(proj: Path, serve
 
 
 def test_dry_run_without_any_state_creates_none(proj: Path) -> None:
-    (proj / "other.csv").write_text("email\nsolo@example.org\n")
+    (proj / "other.csv").write_text("email,city\nsolo@example.org,Minsk\n")
     r = run(["send", ISSUE, "--dry-run", "--subscribers", "other.csv"], cwd=proj)
     assert r.returncode == 0, r.stderr
     assert "other.csv: 1 row\n" in r.stdout and "to send" in r.stdout
@@ -164,7 +163,7 @@ def test_a_refused_reader_makes_the_exit_status_1_and_status_shows_why(tmp_path:
         rerun = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=root, env=SECRET)
         assert rerun.returncode == 1
         assert "sent 1 · failed 0 · uncertain 0" in rerun.stdout
-        assert "1 uncertain: see `newsletter status" in rerun.stderr
+        assert "1 uncertain: their hand-off was cut" in rerun.stderr and f"status {ISSUE} --uncertain" in rerun.stderr
         assert server.counts()["marie.curie@example.org"] == 1 and server.counts()["ales@example.org"] == 1
 
 
@@ -177,9 +176,10 @@ def test_bad_subscriber_file_is_one_clear_line_and_nothing_is_sent(proj: Path, s
 
 
 def test_a_second_send_of_the_same_issue_waits_its_turn(proj: Path, server: SMTPServer) -> None:
-    with issue_lock(proj / ".newsletter" / "state.db", SLUG):
+    with open_store(proj / ".newsletter" / "state.db") as store, store.issue_lock(SLUG):
         r = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=SECRET)
-    assert r.returncode == 1 and f"another `newsletter send` of {SLUG} is running (pid {os.getpid()})" in r.stderr
+    assert r.returncode == 1 and f"another `newsletter send` of {SLUG} is running (pid {os.getpid()} on " in r.stderr
+    assert " since " in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert server.deliveries == []
 
 
@@ -226,7 +226,7 @@ def test_progress_bar_with_rate_and_eta_on_a_terminal(tmp_path: Path) -> None:
     out = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
     # --yes: no counting pass first, so the bar follows the bytes of the list read
-    assert "sending" in out and "msg/s" in out and "100%" in out and "300 sent" in out
+    assert "sending" in out and "msg/s" in out and "100%" in out and "sent 300," in out
     assert "sent 300 · failed 0" in out
 
 

@@ -17,10 +17,9 @@ from newsletter.audience.tokens import read_token
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import SendReport, send_issue
+from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.errors import BackendError
-from newsletter.store import db
-from newsletter.store.suppressions import suppress
+from newsletter.store import Store, open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer, free_port
 
@@ -32,17 +31,18 @@ class Ctx:
     root: Path
     config: Config
     built: Built
-    conn: sqlite3.Connection
+    conn: Store
 
     def send(self, server_port: int | None = None, *, resend_uncertain: bool = False, batch_size: int = 500,
              **options: object) -> SendReport:
         options.setdefault("retry_delay", 0.01)
         backend = get_backend("smtp", self.config, **options)
-        return send_issue(self.built, backend, self.root / "subscribers.csv", self.conn, keys=KEYS,
-                          resend_uncertain=resend_uncertain, batch_size=batch_size)
+        options = SendOptions(backend, batch_size=batch_size, resend_uncertain=resend_uncertain)
+        return send_issue(self.built, options, self.root / "subscribers.csv", self.conn, keys=KEYS)
 
     def ledger(self) -> dict[str, tuple[str, str]]:
-        rows = self.conn.execute("SELECT email, status, last_error FROM ledger WHERE issue = ?", (SLUG,))
+        with sqlite3.connect(self.config.database) as conn:
+            rows = conn.execute("SELECT email, status, last_error FROM ledger WHERE issue = ?", (SLUG,)).fetchall()
         return {e: (s, err) for e, s, err in rows}
 
 
@@ -50,7 +50,7 @@ def project(tmp_path: Path, port: int, n: int, extra_config: str = "") -> Ctx:
     root = make_project(tmp_path / "p", subscribers=n, smtp_port=port, extra_config=extra_config)
     config = load_config(root / "newsletter.toml")
     built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
-    return Ctx(root, config, built, db.connect(config.database))
+    return Ctx(root, config, built, open_store(config.database))
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
@@ -60,7 +60,7 @@ def test_each_reader_gets_one_message_with_their_own_to_and_link(tmp_path: Path,
         ctx = project(tmp_path, server.port, n)
         unsubscribed = {address(3), address(17)}
         for e in unsubscribed:
-            suppress(ctx.conn, e, "unsubscribed", source="test")
+            ctx.conn.suppress(e, "unsubscribed", source="test")
         report = ctx.send()
         counts = server.counts()
     assert (report.sent, report.failed, report.uncertain, report.suppressed) == (n - 2, 0, 0, 2)

@@ -12,8 +12,7 @@ import pytest
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import load_config
-from newsletter.store import db
-from newsletter.store.suppressions import is_suppressed
+from newsletter.store import open_store
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
@@ -34,11 +33,8 @@ def footer_link(smtp: SMTPServer, email: str) -> str:
 
 
 def suppressed(database: Path, email: str) -> bool:
-    conn = db.connect(database)
-    try:
-        return is_suppressed(conn, email)
-    finally:
-        conn.close()
+    with open_store(database) as store:
+        return store.is_suppressed(email)
 
 
 def test_reader_unsubscribes_in_the_browser(tmp_path: Path, browser: Any) -> None:

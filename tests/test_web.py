@@ -13,8 +13,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_form_nonce, make_token
 from newsletter.config import Config, load_config
-from newsletter.store import db
-from newsletter.store.suppressions import suppress
+from newsletter.store import open_store
 from tests.webserver import one_click, request, serve_in_thread
 
 KEY = b"current-key-" + b"k" * 32
@@ -36,9 +35,16 @@ def server(config: Config) -> Iterator[int]:
 
 @pytest.fixture
 def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = db.connect(config.database)
+    """A second, raw connection to the state file: what the endpoint wrote, as it is on disk."""
+    open_store(config).close()  # created and migrated
+    c = sqlite3.connect(config.database, isolation_level=None)
     yield c
     c.close()
+
+
+def suppress(config: Config, email: str, reason: str, source: str) -> None:
+    with open_store(config) as store:
+        store.suppress(email, reason, source=source)
 
 
 def state(conn: sqlite3.Connection) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -110,7 +116,7 @@ def test_button_confirms_and_resubscribe_works_through_the_same_link(
 
 
 def test_a_link_cannot_lift_a_bounce_or_complaint(server: int, config: Config, conn: sqlite3.Connection) -> None:
-    suppress(conn, "bounced@example.org", "bounced", source="sendgrid-webhook")
+    suppress(config, "bounced@example.org", "bounced", source="sendgrid-webhook")
     nonce = make_form_nonce(KEYS, "bounced@example.org", config.list_id)
     a = request(server, "POST", link(config, "bounced@example.org"), f"action=resubscribe&nonce={nonce}", FORM)
     assert a.status == 200 and "cannot resubscribe" in a.text
@@ -145,7 +151,7 @@ def test_bad_tokens_get_one_neutral_page_and_change_nothing(
 
 def test_page_does_not_reveal_whether_an_address_is_suppressed(
         server: int, config: Config, conn: sqlite3.Connection) -> None:
-    suppress(conn, "gone@example.org", "unsubscribed", source="one-click")
+    suppress(config, "gone@example.org", "unsubscribed", source="one-click")
     on = request(server, "GET", link(config, "gone@example.org")).text.replace("gone@example.org", "X")
     off = request(server, "GET", link(config, "here@example.org")).text.replace("here@example.org", "X")
     assert on == off

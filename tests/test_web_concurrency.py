@@ -1,11 +1,11 @@
 """500 one-click unsubscribes from parallel clients while `newsletter send` is writing its
-ledger to the same SQLite file: three real processes (an aiosmtpd sink, `newsletter serve`,
-`newsletter send --backend smtp`), and this test as the crowd of mail clients."""
+ledger to the same state (an SQLite file, or a real PostgreSQL server): three real processes
+(an aiosmtpd sink, `newsletter serve`, `newsletter send --backend smtp`), and this test as
+the crowd of mail clients."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +17,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
+from newsletter.store import open_store, store_exists
 from tests.sendkit import SLUG, address, make_project
 from tests.webserver import Answer, free_port, one_click, serve_in_process
 
@@ -43,22 +44,26 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15)
             time.sleep(0.05)
 
 
-def ledger_sent(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute("SELECT count(*) FROM ledger WHERE status = 'sent'").fetchone()[0]
-    except sqlite3.OperationalError:
+def ledger_sent(database: str) -> int:
+    if not store_exists(database):
         return 0  # not created yet
-    finally:
-        conn.close()
+    with open_store(database, readonly=True) as store:
+        return store.counts(SLUG)["sent"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "project" / ".newsletter" / "state.db")
+    return request.getfixturevalue("pg_database")
 
 
 @pytest.mark.slow
-def test_500_one_click_posts_while_a_send_runs(tmp_path: Path) -> None:
+def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) -> None:
     smtp_port = free_port()
     project = make_project(tmp_path / "project", subscribers=READERS, smtp_port=smtp_port)
     config = load_config(project / "newsletter.toml")
-    env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": ""}
+    env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": "", "NEWSLETTER_DATABASE": database}
     keys = SigningKeys(SECRET.encode(), (), False)
     # the last readers of the list: the send has not reached them when the burst starts
     targets = [address(i) for i in range(READERS - POSTS, READERS)]
@@ -70,12 +75,13 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path) -> None:
     send = None
     try:
         wait_for_port(smtp_port, sink)
-        with serve_in_process(project, {"NEWSLETTER_SECRET": SECRET}) as served, send_log.open("w") as out:
+        with serve_in_process(project, {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_DATABASE": database}) as served, \
+                send_log.open("w") as out:
             send = subprocess.Popen([sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml",
                                      "--backend", "smtp", "--yes", "--rate", str(RATE)],
                                     cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 30
-            while ledger_sent(config.database) == 0:  # the send is handing messages off
+            while ledger_sent(database) == 0:  # the send is handing messages off
                 assert send.poll() is None, send_log.read_text()
                 assert time.monotonic() < deadline, "the send never started"
                 time.sleep(0.05)
@@ -92,7 +98,7 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path) -> None:
                 results = list(pool.map(post, targets))
             elapsed = time.perf_counter() - started
             send_was_running = send.poll() is None
-            sent_at_end_of_burst = ledger_sent(config.database)
+            sent_at_end_of_burst = ledger_sent(database)
             send_rc = send.wait(120)
             serve_output = served.output()
     finally:
@@ -112,15 +118,12 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path) -> None:
     for output in (send_output, serve_output):
         assert "locked" not in output.lower() and "Traceback" not in output
 
-    conn = sqlite3.connect(config.database)
-    try:
-        recorded = {e for (e,) in conn.execute("SELECT email FROM suppressions WHERE source = 'one-click'")}
+    with open_store(database) as store:
+        recorded = {s.email for s in store.all_suppressions() if s.source == "one-click"}
         assert recorded == set(targets)  # every one recorded
-        sent = {e for (e,) in conn.execute("SELECT email FROM ledger WHERE issue = ? AND status = 'sent'", (SLUG,))}
-    finally:
-        conn.close()
+        everyone = [address(i) for i in range(READERS)]
+        sent = {e for e, status in store.statuses(SLUG, everyone).items() if status == "sent"}
     if sent_at_end_of_burst <= READERS - POSTS - config.batch_size:
         # all 500 were suppressed before the send's batch reached them: none may have been mailed
         assert sent.isdisjoint(targets)
-    everyone = {address(i) for i in range(READERS)}
-    assert everyone - sent <= set(targets)  # only unsubscribed readers were skipped
+    assert set(everyone) - sent <= set(targets)  # only unsubscribed readers were skipped

@@ -19,7 +19,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import NONCE_MAX_AGE, make_form_nonce, make_token
 from newsletter.config import Config, load_config
-from newsletter.store import db
+from newsletter.store import open_store
 from tests.webserver import Served, request, serve_in_process, serve_in_thread
 
 SECRET = "hostile-test-signing-key-0123456789"
@@ -44,11 +44,8 @@ def token(config: Config, email: str = "ada@example.org") -> str:
 
 
 def suppressed(config: Config) -> list[tuple[str, str]]:
-    conn = db.connect(config.database)
-    try:
-        return conn.execute("SELECT email, reason FROM suppressions ORDER BY email").fetchall()
-    finally:
-        conn.close()
+    with open_store(config) as store:
+        return [(s.email, s.reason) for s in store.all_suppressions()]
 
 
 def wait_for(served: Served, text: str, timeout: float = 15) -> str:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import load_config
-from newsletter.store import db
-from newsletter.store.suppressions import is_suppressed
+from newsletter.store import open_store
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
@@ -50,11 +49,8 @@ def test_one_click_from_a_delivered_message_stops_the_next_send(tmp_path: Path) 
             assert page.status == 200 and "Se désinscrire" in page.text and "marie.curie@example.org" in page.text
             assert one_click(port, ada).status == 200
 
-        conn = db.connect(config.database)
-        try:
-            assert is_suppressed(conn, "ada@example.org") and not is_suppressed(conn, "marie.curie@example.org")
-        finally:
-            conn.close()
+        with open_store(config) as store:
+            assert store.is_suppressed("ada@example.org") and not store.is_suppressed("marie.curie@example.org")
         smtp.clear()
         second = run(["send", f"issues/{NEXT}.yaml", "--backend", "smtp", "--yes"], project, env=ENV)
         assert second.returncode == 0, second.stderr

@@ -4,6 +4,7 @@ write lock is spooled durably (202), never lost, and honoured by the next send."
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,8 +17,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import Config, load_config
-from newsletter.store import db, spool
-from newsletter.store.suppressions import is_suppressed, suppressed_among
+from newsletter.store import open_store, spool
 from tests.conftest import run
 from tests.webserver import request, serve_in_process
 
@@ -46,8 +46,13 @@ def hold_write_lock(database: Path, seconds: float) -> subprocess.Popen[str]:
     return proc
 
 
+def raw(database: Path) -> sqlite3.Connection:
+    """A raw read-only connection: what is on disk, without the store applying the spool."""
+    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
+
+
 def rows(config: Config) -> list[tuple[str, str, str]]:
-    conn = db.connect(config.database, readonly=True)
+    conn = raw(config.database)
     try:
         return conn.execute("SELECT email, reason, source FROM suppressions ORDER BY email").fetchall()
     finally:
@@ -63,7 +68,7 @@ def outbox_recipients(project: Path) -> list[str]:
 def config(project: Path) -> Config:
     with (project / "newsletter.toml").open("a") as f:
         f.write("\n[web]\ndb_wait_seconds = 1\n")
-    db.connect(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
+    open_store(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
     return load_config(project / "newsletter.toml")
 
 
@@ -82,13 +87,14 @@ def test_one_click_during_a_20s_lock_is_spooled_and_the_next_send_honours_it(pro
             assert locker.poll() is None  # still locked: nothing could have been written to the database
             # spooled, durably: in the file before the answer; and counted as suppressed by readers
             assert spool.pending(config.database) == {"ada@example.org", "marie.curie@example.org"}
-            conn = db.connect(config.database, readonly=True)
+            conn = raw(config.database)
             try:
                 assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (0,)
-                assert suppressed_among(conn, ["ada@example.org", "Marie.Curie@example.org", "ales@example.org"]) \
-                    == {"ada@example.org", "marie.curie@example.org"}
             finally:
                 conn.close()
+            with open_store(config, readonly=True) as store:
+                assert store.suppressed_among(["ada@example.org", "Marie.Curie@example.org", "ales@example.org"]) \
+                    == {"ada@example.org", "marie.curie@example.org"}
             dry = run(["send", ISSUE, "--dry-run"], project, env=ENV)  # reads while the lock is held
             assert dry.returncode == 0, dry.stderr
             assert re.search(r"to send +2\n +suppressed +2\n", dry.stdout), dry.stdout
@@ -112,11 +118,8 @@ def test_one_click_during_a_20s_lock_is_spooled_and_the_next_send_honours_it(pro
 
 def test_the_spool_is_honoured_before_it_is_applied_and_applied_once(project: Path, config: Config) -> None:
     spool.append(config.database, " Ada@Example.org ", "one-click")
-    conn = db.connect(config.database, readonly=True)
-    try:
-        assert is_suppressed(conn, "ada@example.org") and not is_suppressed(conn, "ales@example.org")
-    finally:
-        conn.close()
+    with open_store(config, readonly=True) as store:
+        assert store.is_suppressed("ada@example.org") and not store.is_suppressed("ales@example.org")
     # a torn last line (a crash mid-write) is skipped, and the next entry starts on a fresh line
     with spool.spool_path(config.database).open("ab") as f:
         f.write(b'{"email": "torn@exa')
@@ -130,13 +133,10 @@ def test_the_spool_is_honoured_before_it_is_applied_and_applied_once(project: Pa
     for t in threads:
         t.join()
     assert len(spool.pending(config.database)) == 22
-    conn = db.connect(config.database)  # a writable connection applies and empties the spool
-    try:
+    with open_store(config) as store:  # a writable store applies and empties the spool as it opens
         assert spool.pending(config.database) == set()
-        assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (22,)
+        assert store.count("suppressions") == 22
         spool.append(config.database, "ada@example.org", "one-click")  # again: applying twice changes nothing
-        assert spool.drain(conn) == 1
-        assert conn.execute("SELECT count(*) FROM suppressions").fetchone() == (22,)
-        assert conn.execute("SELECT count(*) FROM actions WHERE action = 'suppress'").fetchone() == (22,)
-    finally:
-        conn.close()
+        assert store.drain_spool() == 1
+        assert store.count("suppressions") == 22
+        assert [a[1] for a in store.actions()].count("suppress") == 22

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import csv
 import os
-import sqlite3
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from newsletter.audience.subscribers import EMAIL_HEADERS, normalise_address, sniff_delimiter
 from newsletter.errors import InputError, Problem
-from newsletter.store.db import email_key
-from newsletter.store.suppressions import REASONS, Suppression, all_suppressions, suppress_many
+from newsletter.store.db import REASONS, Suppression, email_key
+
+if TYPE_CHECKING:
+    from newsletter.store import Store
 
 COLUMNS = ("email", "reason", "source", "detail", "created_at")
 MAX_PROBLEMS = 200  # reported one per line; counting goes on past this
@@ -46,13 +47,13 @@ def write_csv(rows: Iterable[Suppression], out: TextIO) -> int:
     return n
 
 
-def export_csv(conn: sqlite3.Connection, path: Path) -> int:
+def export_csv(store: Store, path: Path) -> int:
     """Write the whole list to `path` atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            n = write_csv(all_suppressions(conn), f)
+            n = write_csv(store.all_suppressions(), f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -149,6 +150,6 @@ def read_import(path: Path, *, reason: str | None = None, display: str | None = 
     return ImportPlan(rows, duplicates)
 
 
-def apply_import(conn: sqlite3.Connection, plan: ImportPlan) -> int:
+def apply_import(store: Store, plan: ImportPlan) -> int:
     """Suppress every planned row in one transaction; returns how many were new."""
-    return suppress_many(conn, plan.rows)
+    return store.suppress_many(plan.rows)

@@ -17,12 +17,12 @@ refused, except RFC 8058's one-click body, which mail providers send from their 
 Run it with `newsletter serve`, or under any ASGI server:
 `NEWSLETTER_CONFIG=/path/newsletter.toml uvicorn --factory newsletter.audience.web:app_factory`.
 
-The state file is shared with a running `newsletter send`: every write is one short
-`BEGIN IMMEDIATE` transaction, made off the event loop, on one connection that the
+The state (newsletter.store) is shared with a running `newsletter send`: every write is
+one short transaction, made off the event loop, on the store's one connection that the
 app's threads take turns on (so they queue in Python, not in SQLite's sleep-and-retry
-busy handler); the busy timeout covers the moments the send holds the write lock. An
+busy handler); SQLite's busy timeout covers the moments the send holds the write lock. An
 unsubscribe waits for it at most `[web] db_wait_seconds`, then goes to the durable spool
-(`newsletter.store.spool`) and is answered 202: it is never lost, nor kept waiting long.
+(`newsletter.store.spool`, SQLite only) and is answered 202: it is never lost, nor kept waiting long.
 A bad token gets the same neutral page whatever address it names, and no page says
 whether an address is on the list.
 """
@@ -33,14 +33,13 @@ import asyncio
 import logging
 import os
 import re
-import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jinja2
@@ -67,9 +66,7 @@ from newsletter.compose import i18n
 from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
 from newsletter.errors import NewsletterError
-from newsletter.store import db, spool
-from newsletter.store.db import DatabaseError, email_key, now, transaction
-from newsletter.store.suppressions import suppress
+from newsletter.store import DatabaseError, Store, open_store, spool
 
 log = logging.getLogger("newsletter.audience.web")
 
@@ -80,53 +77,17 @@ DEFAULT_HEADER_TIMEOUT = 10  # seconds for a request's headers to arrive (`serve
 DEFAULT_BODY_TIMEOUT = 30  # seconds for its body
 DEFAULT_DB_WAIT = 5  # seconds an unsubscribe waits for a busy state database before it is spooled
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
-T = TypeVar("T")
 
 
-class Store:
-    """The app's one connection to the state file; threads take turns on it."""
-
-    def __init__(self, path: Path, *, wait: float = DEFAULT_DB_WAIT):
-        # fails early: unwritable, corrupt; `wait` bounds how long a write waits for another writer
-        self._conn: sqlite3.Connection | None = db.connect(path, busy_timeout_ms=int(wait * 1000))
-        self._lock = threading.Lock()
-        self.wait = wait
-
-    def run(self, fn: Callable[..., T], *args: Any, bounded: bool = False) -> T:
-        """fn(connection, *args) in this thread's turn. `bounded`: give up (DatabaseError) rather
-        than wait more than `wait` seconds for the turn, on top of SQLite's own bounded wait."""
-        if not self._lock.acquire(timeout=self.wait if bounded else -1):
-            raise DatabaseError("the state database is busy (other requests are waiting for it)")
-        try:
-            if self._conn is None:
-                raise DatabaseError("the state database is closed")
-            return fn(self._conn, *args)
-        finally:
-            self._lock.release()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
-def resubscribe_by_link(conn: sqlite3.Connection, email: str) -> bool:
+def resubscribe_by_link(store: Store, email: str) -> bool:
     """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
     an operator's decision: a link must not undo those (`newsletter resubscribe` can).
     Spooled unsubscribes are applied first, so an older one cannot undo this later."""
-    spool.drain(conn)
-    key = email_key(email)
-    with transaction(conn):
-        row = conn.execute("SELECT reason FROM suppressions WHERE email = ?", (key,)).fetchone()
-        if row is None:
+    store.drain_spool()
+    with store.transaction():
+        if store.suppression(email) is None:
             return True
-        if row[0] != "unsubscribed":
-            return False
-        conn.execute("DELETE FROM suppressions WHERE email = ?", (key,))
-        conn.execute("INSERT INTO actions (at, action, email, detail) VALUES (?, 'resubscribe', ?, ?)",
-                     (now(), key, "via page"))
-        return True
+        return store.resubscribe(email, source="page", only=("unsubscribed",))
 
 
 class _TooLarge(Exception):
@@ -354,7 +315,9 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
     pages = _Pages(config)
-    store = Store(config.database, wait=float(web.get("db_wait_seconds") or DEFAULT_DB_WAIT))
+    db_wait = float(web.get("db_wait_seconds") or DEFAULT_DB_WAIT)
+    # fails early: unwritable, corrupt, unreachable; an SQLite write waits at most `db_wait` for another writer
+    store = open_store(config, busy_timeout_ms=int(db_wait * 1000))
     site_origin = _origin(config.base_url)
 
     async def unsubscribe(request: Request) -> Response:
@@ -381,7 +344,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
                     # no fresh confirmation from our own page: ask again, change nothing
                     return pages.render("resubscribed", language, 403, resubscribed=None,
                                         nonce=make_form_nonce(keys, reader.email, config.list_id), **ctx)
-                done = await run_in_threadpool(store.run, resubscribe_by_link, reader.email)
+                done = await run_in_threadpool(resubscribe_by_link, store, reader.email)
                 return pages.render("resubscribed", language, resubscribed=done, **ctx)
         except DatabaseError as e:
             log.error("resubscribe not recorded: %s", e)
@@ -391,11 +354,15 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         source = "page" if action == "unsubscribe" else "one-click"
         status = 200
         try:
-            await run_in_threadpool(store.run, _suppress_reader, reader.email, source, bounded=True)
+            await run_in_threadpool(_suppress_reader, store, reader.email, source, db_wait)
         except DatabaseError as e:
             # the database stayed busy for the bounded wait: never lose an unsubscribe, spool it
+            # (SQLite only: PostgreSQL locks rows, so a send never holds an unsubscribe up)
+            if store.spool_database is None:
+                log.error("unsubscribe not recorded: %s", e)
+                return pages.error("busy", 503, language, {"Retry-After": "5"})
             try:
-                await run_in_threadpool(spool.append, config.database, reader.email, source)
+                await run_in_threadpool(spool.append, store.spool_database, reader.email, source)
             except OSError as spool_error:
                 log.error("unsubscribe not recorded: %s; spool: %s", e, spool_error.strerror)
                 return pages.error("busy", 503, language, {"Retry-After": "5"})
@@ -417,16 +384,13 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         try:
             verifier.verify(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
             events = await run_in_threadpool(parse_events, body)
-            applied = await run_in_threadpool(store.run, apply_events, events)
+            applied = await run_in_threadpool(apply_events, store, events)
         except WebhookError as e:
             log.warning("webhook request refused: %s", e)
             return JSONResponse({"error": str(e)}, e.status)
-        except DatabaseError as e:
+        except DatabaseError as e:  # rolled back as a whole; SendGrid retries non-2xx answers
             log.error("webhook batch not applied: %s", e)
             return JSONResponse({"error": "busy, retry later"}, 503, headers={"Retry-After": "30"})
-        except sqlite3.Error as e:  # rolled back as a whole; SendGrid retries non-2xx answers
-            log.error("webhook batch not applied (rolled back): %s", e)
-            return JSONResponse({"error": "the batch could not be applied"}, 500)
         log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d ignored",
                  applied.events, applied.suppressed, applied.deliveries, applied.ignored)
         return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
@@ -480,9 +444,16 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     return app
 
 
-def _suppress_reader(conn: sqlite3.Connection, email: str, source: str) -> bool:
-    spool.drain(conn)  # the next request is the first chance to apply what was spooled while busy
-    return suppress(conn, email, "unsubscribed", source=source)
+def _suppress_reader(store: Store, email: str, source: str, wait: float) -> bool:
+    """Suppress `email`, waiting at most `wait` seconds for this thread's turn on the store (on top
+    of SQLite's own bounded wait); DatabaseError if the turn or the write lock did not come."""
+    if not store.lock.acquire(timeout=wait):
+        raise DatabaseError(f"{store.name}: the state database is busy (other requests are waiting for it)")
+    try:
+        store.drain_spool()  # the next request is the first chance to apply what was spooled while busy
+        return store.suppress(email, "unsubscribed", source=source)
+    finally:
+        store.lock.release()
 
 
 def _origin(url: str) -> str:

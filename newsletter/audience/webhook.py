@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from newsletter.deliver.constants import ISSUE_ARG  # the custom_args key the SendGrid backend sets
 from newsletter.errors import NewsletterError
-from newsletter.store.db import email_key, now, transaction
+from newsletter.store.db import email_key
 
-#: The custom_args key carrying the issue id; SendGrid echoes custom args as top-level event keys.
-ISSUE_ARG = "newsletter_issue"
+if TYPE_CHECKING:
+    from newsletter.store import Store
+
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 DEFAULT_MAX_AGE = 600  # seconds; SendGrid signs each (re)delivery afresh
@@ -178,30 +179,37 @@ def plan(events: Iterable[Mapping[str, Any]]) -> _Plan:
     return _Plan(sup, dlv, ignored)
 
 
-def apply_events(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> Applied:
+def apply_events(store: Store, events: list[dict[str, Any]]) -> Applied:
     """Apply a batch in one transaction: all of it or, on any error, none of it."""
     p = plan(events)
-    stamp = now()
     suppressed = moved = 0
-    with transaction(conn):
+    with store.transaction():
         for email, reason, detail in p.suppressions:
-            cur = conn.execute(
-                "INSERT INTO suppressions (email, reason, source, detail, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(email) DO NOTHING", (email, reason, SOURCE, detail, stamp))
-            if cur.rowcount:
-                suppressed += 1
-                conn.execute("INSERT INTO actions (at, action, email, detail) VALUES (?, 'suppress', ?, ?)",
-                             (stamp, email, f"{reason} via {SOURCE}: {detail}"))
+            suppressed += store.suppress(email, reason, source=SOURCE, detail=detail)
         for issue, email, delivery in p.deliveries:
             rank = DELIVERY_RANK[delivery]
-            lower = [k for k, r in DELIVERY_RANK.items() if r < rank]
-            marks = ",".join("?" * len(lower))
-            cur = conn.execute(
-                "UPDATE ledger SET delivery = ?, updated_at = ?"
-                f" WHERE issue = ? AND email = ? AND delivery IN ({marks})",
-                (delivery, stamp, issue, email, *lower))
-            moved += cur.rowcount
+            moved += store.record_delivery(issue, email, delivery, [k for k, r in DELIVERY_RANK.items() if r < rank])
+        store.settle_uncertain(settlements(events))
     return Applied(events=len(events), suppressed=suppressed, deliveries=moved, ignored=p.ignored)
+
+
+#: Events proving SendGrid took the request (processed, delivered, deferred) or took it and
+#: failed (bounce, dropped): a reader left `uncertain` by a request whose answer never came
+#: is settled by them, so `--resend-uncertain` resends only those still unknown.
+SETTLES = {"processed": "sent", "delivered": "sent", "deferred": "sent", "bounce": "failed", "dropped": "failed"}
+
+
+def settlements(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(issue, email key, sent|failed, why) for each event that settles an uncertain reader."""
+    out = []
+    for ev in events:
+        status = SETTLES.get(_text(ev.get("event")))
+        issue, email = _text(ev.get(ISSUE_ARG)), email_key(_text(ev.get("email")))
+        if status and issue and "@" in email:
+            why = f"settled by SendGrid's {_text(ev.get('event'))} event"
+            reason = _text(ev.get("reason"))[:300]
+            out.append((issue, email, status, f"{why}: {reason}" if reason and status == "failed" else why))
+    return out
 
 
 def _text(value: Any) -> str:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import InputError, NewsletterError, Problem
 
+if TYPE_CHECKING:
+    from newsletter.store import Store
 
-def _connect(config_path: Path | None) -> sqlite3.Connection:
-    from newsletter.store import db
 
-    config = get_config(config_path)
-    return db.connect(config.database)
+def _connect(config_path: Path | None) -> Store:
+    from newsletter.store import open_store
+
+    return open_store(get_config(config_path))
 
 
 def _addresses(emails: tuple[str, ...]) -> list[str]:
     """Validated, normalised address keys; every bad one reported, none applied."""
     from newsletter.audience.subscribers import normalise_address
-    from newsletter.store.db import email_key
+    from newsletter.store import email_key
 
     keys: list[str] = []
     problems: list[Problem] = []
@@ -40,7 +42,6 @@ def _addresses(emails: tuple[str, ...]) -> list[str]:
 @click.argument("emails", nargs=-1, required=True)
 @click.option("--reason", default="", help="Why, in your words; kept with the suppression and in the log.")
 @config_option
-@reports_errors
 def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path | None) -> None:
     """Suppress EMAILS: they are never mailed again, by any send.
 
@@ -48,14 +49,12 @@ def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path 
     Example:
         newsletter unsubscribe someone@example.org --reason "asked by phone"
     """
-    from newsletter.store.suppressions import suppress_many
-
     keys = _addresses(emails)
-    conn = _connect(config_path)
+    store = _connect(config_path)
     try:
-        new = suppress_many(conn, [(k, "manual", "cli", " ".join(reason.split())) for k in keys])
+        new = store.suppress_many([(k, "manual", "cli", " ".join(reason.split())) for k in keys])
     finally:
-        conn.close()
+        store.close()
     click.echo(f"{new} suppressed, {len(set(keys)) - new} already suppressed")
 
 
@@ -64,7 +63,6 @@ def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path 
 @click.option("--reason", default="", help="Why, in your words; kept in the log.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @config_option
-@reports_errors
 def resubscribe_command(email: str, reason: str, yes: bool, config_path: Path | None) -> None:
     """Lift EMAIL's suppression, so future sends include it again (explicit and logged).
 
@@ -75,25 +73,23 @@ def resubscribe_command(email: str, reason: str, yes: bool, config_path: Path | 
     Example:
         newsletter resubscribe someone@example.org --reason "asked by email on 2024-03-01"
     """
-    from newsletter.store.suppressions import resubscribe
-
     (key,) = _addresses((email,))
-    conn = _connect(config_path)
+    store = _connect(config_path)
     try:
-        row = conn.execute("SELECT reason, source, detail, created_at FROM suppressions WHERE email = ?",
-                           (key,)).fetchone()
+        row = store.suppression(key)
         if row is None:
             click.echo(f"{key} is not suppressed; nothing to do")
             return
-        why = f"{row[0]} via {row[1] or '?'} on {row[3][:10]}" + (f" ({row[2]})" if row[2] else "")
+        why = (f"{row.reason} via {row.source or '?'} on {row.created_at[:10]}"
+               + (f" ({row.detail})" if row.detail else ""))
         if not yes:
             if not sys.stdin.isatty():
                 raise _Refused(f"{key} is suppressed: {why}; not resubscribed: pass --yes to confirm")
             if not click.confirm(f"{key} is suppressed: {why}. Resubscribe it?", default=False):
                 raise _Refused("not resubscribed")
-        resubscribe(conn, key, source="cli", detail=" ".join(reason.split()))
+        store.resubscribe(key, source="cli", detail=" ".join(reason.split()))
     finally:
-        conn.close()
+        store.close()
     click.echo(f"{key} resubscribed (was {why})")
 
 
@@ -110,6 +106,7 @@ def suppressions_command() -> None:
         newsletter suppressions list
         newsletter suppressions export suppressions.csv
         newsletter suppressions import sendgrid-bounces.csv --reason bounced
+        newsletter suppressions sync
     """
 
 
@@ -117,7 +114,6 @@ def suppressions_command() -> None:
 @click.option("--reason", "only", type=click.Choice(["unsubscribed", "bounced", "complained", "manual", "dropped"]),
               help="Only this kind.")
 @config_option
-@reports_errors
 def list_command(only: str | None, config_path: Path | None) -> None:
     """Print the list: email, reason, source, date, detail (tab-separated).
 
@@ -125,25 +121,22 @@ def list_command(only: str | None, config_path: Path | None) -> None:
     Example:
         newsletter suppressions list --reason bounced
     """
-    from newsletter.store.suppressions import all_suppressions
-
-    conn = _connect(config_path)
+    store = _connect(config_path)
     n = 0
     try:
-        for s in all_suppressions(conn):
+        for s in store.all_suppressions():
             if only and s.reason != only:
                 continue
             click.echo("\t".join((s.email, s.reason, s.source, s.created_at[:19], s.detail)))
             n += 1
     finally:
-        conn.close()
+        store.close()
     click.echo(f"{n} suppressed", err=True)
 
 
 @suppressions_command.command("export")
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @config_option
-@reports_errors
 def export_command(out: Path, config_path: Path | None) -> None:
     """Write the list to OUT as CSV (email,reason,source,detail,created_at); `-` for stdout.
 
@@ -152,19 +145,18 @@ def export_command(out: Path, config_path: Path | None) -> None:
         newsletter suppressions export suppressions.csv
     """
     from newsletter.audience.suppressions_csv import export_csv, write_csv
-    from newsletter.store.suppressions import all_suppressions
 
-    conn = _connect(config_path)
+    store = _connect(config_path)
     try:
         if str(out) == "-":
-            n = write_csv(all_suppressions(conn), sys.stdout)
+            n = write_csv(store.all_suppressions(), sys.stdout)
         else:
             try:
-                n = export_csv(conn, out)
+                n = export_csv(store, out)
             except OSError as e:
                 raise _Refused(f"{out}: cannot write: {e.strerror}") from None
     finally:
-        conn.close()
+        store.close()
     click.echo(f"{n} suppressions exported" + ("" if str(out) == "-" else f" to {out}"), err=True)
 
 
@@ -174,7 +166,6 @@ def export_command(out: Path, config_path: Path | None) -> None:
               help="Kind for every row (an ESP's own reason text is kept as the detail).")
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
 @config_option
-@reports_errors
 def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_path: Path | None) -> None:
     """Add every address in CSV_FILE (needs an `email` column) to the list.
 
@@ -191,9 +182,36 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
     if dry_run:
         click.echo(f"{len(plan.rows)} addresses to import ({plan.duplicates} duplicate rows); nothing changed")
         return
-    conn = _connect(config_path)
+    store = _connect(config_path)
     try:
-        new = apply_import(conn, plan)
+        new = apply_import(store, plan)
     finally:
-        conn.close()
+        store.close()
     click.echo(f"{new} suppressed, {len(plan.rows) - new} already suppressed, {plan.duplicates} duplicate rows")
+
+
+@suppressions_command.command("sync")
+@config_option
+def sync_command(config_path: Path | None) -> None:
+    """Pull SendGrid's bounces, blocks, spam reports, invalid emails and global unsubscribes.
+
+    Only what is new since the last sync is read. `newsletter send` via SendGrid does this
+    first by itself ([sendgrid] sync_suppressions = true, the default), so a send never
+    mails someone SendGrid already knows to be gone, even when the webhook was down.
+    The API key comes from SENDGRID_API_KEY.
+
+    \b
+    Example:
+        newsletter suppressions sync
+    """
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+    from newsletter.store import open_store
+
+    config = get_config(config_path)
+    reader = SendGridReader(config)
+    store = open_store(config)
+    try:
+        report = sync(store, reader)
+    finally:
+        store.close()
+    click.echo(report.line())

@@ -16,17 +16,18 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from newsletter.compose import i18n
 from newsletter.compose.build import Built, build_issue
 from newsletter.compose.render import fill_web
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
+from newsletter.paths import staging_dir
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -46,10 +47,23 @@ def issue_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
-def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path | None = None) -> list[Entry]:
-    """Build every issue in `issues_dir` and write the site to `out_dir` (build/archive/)."""
+@dataclass(frozen=True)
+class Archive:
+    """What `build_archive` wrote, and the issues it left out because they are dated later."""
+
+    entries: list[Entry]
+    future: list[Built]
+
+
+def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path | None = None, *,
+                  include_future: bool = False, today: dt.date | None = None) -> Archive:
+    """Build every issue in `issues_dir` and write the site to `out_dir` (build/archive/).
+
+    Issues dated after `today` (scheduled, not sent yet) are left out unless `include_future`:
+    publishing one would put it on the web, and in the feed, before it reaches the inbox."""
     issues_dir = issues_dir or config.root / "issues"
     out_dir = out_dir or config.build_dir / "archive"
+    today = today or dt.date.today()
     built: list[Built] = []
     problems: list[Problem] = []
     for path in issue_files(issues_dir):
@@ -59,6 +73,8 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
             problems.extend(e.problems)
     if problems:
         raise InputError(problems)
+    future = [] if include_future else [b for b in built if b.issue.date > today]
+    built = [b for b in built if include_future or b.issue.date <= today]
     slugs = [b.slug for b in built]
     if len(set(slugs)) != len(slugs):
         dup = next(s for s in slugs if slugs.count(s) > 1)
@@ -69,17 +85,15 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
     for b, e in zip(built, entries, strict=True):
         files[f"{e.href}index.html"] = issue_page(b)
     _write_tree(out_dir, files)
-    return entries
+    return Archive(entries=entries, future=sorted(future, key=lambda b: (b.issue.date, b.slug)))
 
 
 def _entry(b: Built) -> Entry:
-    from babel.dates import format_date
-
     language = b.language
     return Entry(slug=b.slug, date=b.issue.date, title=fill_web(b.issue.subject, b.issue, b.config),
                  summary=fill_web(b.issue.preheader or "", b.issue, b.config),
                  url=b.config.web_url(b.slug), href=f"issues/{b.slug}/",
-                 day=format_date(b.issue.date, format="long", locale=language))
+                 day=i18n.format_date(b.issue.date, language))  # the email's own date style
 
 
 def issue_page(b: Built) -> str:
@@ -177,7 +191,7 @@ def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None =
 def _write_tree(out_dir: Path, files: dict[str, str]) -> None:
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    tmp = staging_dir(parent, f".{out_dir.name}.")
     try:
         for rel, text in files.items():
             path = tmp / rel

@@ -5,9 +5,14 @@ A reader who unsubscribes while a send (or anything else) holds the database's w
 not be lost, nor kept waiting until the mail provider gives up: after a bounded wait the web app
 appends the address to an append-only spool file next to the state database, fsyncs it, and
 answers 202. Every later chance applies the spool to the suppression list and empties it:
-the next web request, every writable `db.connect` (so `send` before it reads suppressions, and
-the suppression commands). Until then `suppressions.is_suppressed`/`suppressed_among` read the
-spool too, so a spooled reader is never mailed, even by a send that cannot drain it.
+the next web request, every writable SQLite store as it opens (`open_store`: so `send` before it
+reads suppressions, and the suppression commands). Until then the store's `is_suppressed` /
+`suppressed_among` (newsletter.store.sql) read the spool too, so a spooled reader is never
+mailed, even by a send that cannot drain it.
+
+SQLite only: SQLite has one write lock for the whole file, which a send may hold for a moment
+the web app cannot wait out. PostgreSQL locks rows, so an unsubscribe never waits for a send
+there; its stores have no spool (`spool_database` is None).
 
 One JSON object per line. Writers take an exclusive `flock` on the spool for one `write` +
 `fsync`; a drain reads under the lock, applies without it (the database may make it wait), then
@@ -21,12 +26,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.store.db import email_key, now
+
+if TYPE_CHECKING:
+    from newsletter.store import Store
 
 SUFFIX = ".unsubscribe-spool"
 
@@ -34,14 +42,6 @@ SUFFIX = ".unsubscribe-spool"
 def spool_path(database: Path) -> Path:
     """The spool of `database`: same folder, same name plus SUFFIX."""
     return database.with_name(database.name + SUFFIX)
-
-
-def database_of(conn: sqlite3.Connection) -> Path | None:
-    """The file behind `conn` (None for an in-memory or temporary database)."""
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return Path(file) if file else None
-    return None
 
 
 @contextmanager
@@ -105,27 +105,17 @@ def pending(database: Path) -> set[str]:
     return {email for email, _, _ in _parse(_read(spool_path(database)))}
 
 
-def pending_for(conn: sqlite3.Connection) -> set[str]:
-    """`pending` for the database behind `conn`."""
-    database = database_of(conn)
-    return pending(database) if database is not None else set()
-
-
-def drain(conn: sqlite3.Connection, database: Path | None = None) -> int:
-    """Apply the spool to the suppression list, then remove what was applied. Returns how many
-    entries were applied. Raises DatabaseError (spool untouched) when the database stays busy."""
-    from newsletter.store.suppressions import suppress_many  # suppressions imports this module
-
-    database = database or database_of(conn)
-    if database is None:
-        return 0
+def drain(store: Store, database: Path) -> int:
+    """Apply the spool of `database` to `store`'s suppression list (one transaction), then remove
+    what was applied. Returns how many entries were applied. Raises DatabaseError (spool
+    untouched) when the database stays busy."""
     path = spool_path(database)
     data = _read(path)
     if not data:
         return 0
     entries = _parse(data)
     if entries:
-        suppress_many(conn, [(email, "unsubscribed", source, f"spooled at {at}: the database was busy")
+        store.suppress_many([(email, "unsubscribed", source, f"spooled at {at}: the database was busy")
                              for email, source, at in entries])
     with _locked(path, os.O_RDWR | os.O_CREAT) as fd:
         current = os.pread(fd, os.fstat(fd).st_size, 0)

@@ -93,14 +93,10 @@ def account(everyone: Iterable[str], delivered: Mapping[str, int] | Counter[str]
 
 def suppress_some(database: Path, emails: Iterable[str]) -> set[str]:
     """Put `emails` on the suppression list (as an unsubscribe would): they must never be mailed."""
-    from newsletter.store import db
-    from newsletter.store.suppressions import suppress_many
+    from newsletter.store import open_store
 
     chosen = set(emails)
-    conn = db.connect(database)
-    try:
-        suppress_many(conn, [(e, "unsubscribed", "torture", "") for e in sorted(chosen)])
-    finally:
-        conn.close()
+    with open_store(database) as store:
+        store.suppress_many([(e, "unsubscribed", "torture", "") for e in sorted(chosen)])
     return chosen
 

@@ -31,9 +31,11 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
+from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
-from newsletter.store import db
+from newsletter.store import open_store
+from newsletter.store import sqlite as sqlite_store
+from newsletter.store.sqlite import BUSY_TIMEOUT_MS
 from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, address, make_project, write_subscribers
 from tests.torture.accounting import account, ledger_rows
@@ -188,7 +190,7 @@ def _locker(database: Path, seconds: float) -> subprocess.Popen[str]:
 
 def test_ledger_locked_longer_than_busy_timeout_mid_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holds the write lock past the busy timeout (shortened to 0.3 s here) mid-send."""
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_MS", 300)
     n = size(1500, 10_000)
     with HostileSMTPServer(rates={}, pipelining=True, delay=0.0005) as server:
         database = tmp_path / "state" / "state.db"
@@ -199,9 +201,10 @@ def test_ledger_locked_longer_than_busy_timeout_mid_send(tmp_path: Path, monkeyp
         errors: list[BaseException] = []
 
         def run() -> None:
-            conn = db.connect(database)
+            conn = open_store(database)
             try:
-                send_issue(built, get_backend("smtp", config), config.subscribers, conn, keys=keys, batch_size=100)
+                send_issue(built, SendOptions(get_backend("smtp", config), batch_size=100), config.subscribers, conn,
+                           keys=keys)
             except BaseException as e:  # noqa: BLE001 - the test inspects it
                 errors.append(e)
             finally:
@@ -233,8 +236,8 @@ def test_ledger_locked_longer_than_real_busy_timeout_cli(tmp_path: Path) -> None
     with HostileSMTPServer(rates={}, pipelining=True) as server:
         database = tmp_path / "state" / "state.db"
         root = _project(tmp_path, server.port, n, database)
-        db.connect(database).close()
-        locker = _locker(database, db.BUSY_TIMEOUT_MS / 1000 + 3)
+        open_store(database).close()
+        locker = _locker(database, BUSY_TIMEOUT_MS / 1000 + 3)
         r = _send(root)
         locker.wait(30)
         message = _clean_stop(r, "state database")

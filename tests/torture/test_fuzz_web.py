@@ -30,7 +30,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.audience.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import Config, load_config
-from newsletter.store import db
+from newsletter.store import open_store
 from tests.conftest import REPO
 from tests.torture.figures import count, fuzz_settings
 from tests.torture.hostile import hostile_text
@@ -60,13 +60,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, private_key: ec.EllipticCurveP
     config = dataclasses.replace(config, sendgrid={**config.sendgrid,
                                                    "webhook_public_key": base64.b64encode(der).decode()},
                                  web={"webhook_max_age_seconds": 300, "max_body_bytes": 256 * 1024})
-    conn = db.connect(config.database)
-    stamp = db.now()
-    with db.transaction(conn):
-        for email in READERS:
-            conn.execute("INSERT INTO ledger (issue, email, status, created_at, updated_at)"
-                         " VALUES (?, ?, 'sent', ?, ?)", (ISSUE, email, stamp, stamp))
-    conn.close()
+    with open_store(config) as store:
+        store.record_outcomes(ISSUE, "", [(email, "sent", "", "") for email in READERS])
     with serve_in_thread(config, KEYS) as port:
         yield port, config
 

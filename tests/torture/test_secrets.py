@@ -32,9 +32,9 @@ from newsletter.audience.tokens import make_token
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
+from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
-from newsletter.store import db
+from newsletter.store import open_store
 from tests.conftest import run
 from tests.sendgrid_server import SendGridServer, refuse
 from tests.sendkit import SLUG, make_project
@@ -215,11 +215,11 @@ def _in_process(ev: Evidence, root: Path, tmp_path: Path) -> None:
                                          smtp={**config.smtp, "port": smtp.port},
                                          sendgrid={**config.sendgrid, "host": sg.url})
             built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
-            conn = db.connect(config.database)
+            conn = open_store(config.database)
             for name in ("smtp", "sendgrid"):
                 backend = get_backend(name, config)
                 ev.add(f"repr({name} backend)", repr(backend))
-                report = send_issue(built, backend, config.subscribers, conn, keys=signing_keys())
+                report = send_issue(built, SendOptions(backend), config.subscribers, conn, keys=signing_keys())
                 ev.add(f"{name} report", repr(report))
             conn.close()
             ev.add("repr(signing keys)", repr(signing_keys()))
@@ -229,8 +229,8 @@ def _in_process(ev: Evidence, root: Path, tmp_path: Path) -> None:
                 cfg = dataclasses.replace(config, smtp={**config.smtp, **settings})
                 try:
                     b = get_backend(name, cfg)
-                    conn = db.connect(tmp_path / f"{name}-err.db")
-                    send_issue(built, b, config.subscribers, conn, keys=signing_keys())
+                    conn = open_store(tmp_path / f"{name}-err.db")
+                    send_issue(built, SendOptions(b), config.subscribers, conn, keys=signing_keys())
                 except NewsletterError as e:
                     ev.add(f"{name} exception", f"{e!s} {e!r} {e.lines()}")
             os.environ["NEWSLETTER_SECRET"] = "short"

@@ -20,8 +20,8 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
-from newsletter.store import db
+from newsletter.deliver.send import SendOptions, send_issue
+from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
 from tests.torture.figures import count, size
@@ -36,11 +36,11 @@ STALL = 0.9  # the server's stalls; the client's timeout is 0.5 s
 def _send(root: Path, port: int, *, connections: int = 4) -> object:
     config = load_config(root / "newsletter.toml")
     built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
-    conn = db.connect(config.database)
+    conn = open_store(config.database)
     try:
         backend = get_backend("smtp", config, host="127.0.0.1", port=port, timeout=0.5, retries=6,
                               retry_delay=0.005, connections=connections)
-        return send_issue(built, backend, config.subscribers, conn, keys=KEYS, batch_size=200)
+        return send_issue(built, SendOptions(backend, batch_size=200), config.subscribers, conn, keys=KEYS)
     finally:
         conn.close()
 
