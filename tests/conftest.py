@@ -58,3 +58,21 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives, once per implementation: a SQLite file, then the tests' real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def store(target: str) -> Iterator[object]:
+    """An open store on `target`, closed after the test (the contract suites run against both)."""
+    from newsletter.store import open_store
+
+    s = open_store(target)
+    yield s
+    s.close()
