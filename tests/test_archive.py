@@ -33,7 +33,8 @@ def links_of(path: Path) -> list[str]:
 def test_archive_of_the_example_issues(project: Path) -> None:
     # a third, older issue written out of order, so "newest first" is not the file order
     (project / "issues" / "2010-01-05-older.yaml").write_text(
-        "subject: An older issue for {{ name }}\ndate: 2010-01-05\nblocks:\n  - type: section\n    body: Hello.\n")
+        "subject: An older issue for {{ name }}\ndate: 2010-01-05\nblocks:\n  - type: section\n    body: Hello.\n"
+        "list: campaigns\n")
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     site = project / "build" / "archive"
