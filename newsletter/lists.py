@@ -120,8 +120,8 @@ def check_lists(chk: Checker, data: Any, v: Any, *, root: Path) -> Lists:
     items: list[ListSettings] = []
     single, several = data.get("list"), data.get("lists")
     if single is not None and several is not None:
-        chk.add(line_of(data, "lists"), "lists", "a project has either one [list] table or [lists.<id>] tables, "
-                                                 "not both: move [list] into [lists.<id>]")
+        chk.add(line_of(data, "list"), "list", "a project has either one [list] table or [lists.<id>] tables, "
+                                               "not both: move [list] into [lists.<id>]")
     elif several is not None:
         if not isinstance(several, dict) or not several:
             chk.add(line_of(data, "lists"), "lists", "must hold at least one [lists.<id>] table")
