@@ -214,7 +214,8 @@ _TOP: dict[str, Spec] = {
         {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
         {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
     "footer": _FOOTER,
-    "list": Str(max_len=64),  # which [lists.<id>] of newsletter.toml (newsletter/lists.py)
+    "list": Str(max_len=64).doc("Which list of newsletter.toml this issue is for (a [lists.<id>] key); "
+                                "required once the project has several.", "campaigns"),
 }
 
 
