@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 
 
 @click.command("signup-form")
 @click.argument("list_key", metavar="LIST")
 @config_option
-@reports_errors
 def signup_form_command(list_key: str, config_path: Path | None) -> None:
     """Print an HTML <form> for LIST's signup: a plain POST to `newsletter serve`'s
     /subscribe/LIST (no JavaScript), with a hidden honeypot field for bots.

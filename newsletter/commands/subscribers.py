@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
@@ -77,7 +77,6 @@ def subscribers_command() -> None:
 @click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--list", "list_key", metavar="ID", help="The list ([lists.<id>]); optional with one list.")
 @config_option
-@reports_errors
 def import_command(csv_file: Path, list_key: str | None, config_path: Path | None) -> None:
     """Add and update the people of CSV_FILE on a list, as confirmed members.
 
@@ -134,7 +133,6 @@ def import_command(csv_file: Path, list_key: str | None, config_path: Path | Non
 @click.option("--list", "list_key", metavar="ID", help="The list ([lists.<id>]); optional with one list.")
 @click.argument("out", required=False, type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @config_option
-@reports_errors
 def export_command(list_key: str | None, out: Path | None, config_path: Path | None) -> None:
     """Write a list's confirmed members as CSV (email,name,language,<merge fields>) to OUT or stdout.
 
@@ -178,7 +176,6 @@ def export_command(list_key: str | None, out: Path | None, config_path: Path | N
 @subscribers_command.command("count")
 @click.option("--list", "list_key", metavar="ID", help="Only this list.")
 @config_option
-@reports_errors
 def count_command(list_key: str | None, config_path: Path | None) -> None:
     """Members per list: confirmed, pending, unsubscribed."""
     from newsletter.lists import keys
@@ -202,7 +199,6 @@ def count_command(list_key: str | None, config_path: Path | None) -> None:
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["confirmed", "pending", "unsubscribed"]),
               help="Only these (default: confirmed).")
 @config_option
-@reports_errors
 def list_command(list_key: str | None, statuses: tuple[str, ...], config_path: Path | None) -> None:
     """Print a list's members: email, status, language, name (tab-separated)."""
     config = _list_config(get_config(config_path), list_key)
@@ -221,7 +217,6 @@ def list_command(list_key: str | None, statuses: tuple[str, ...], config_path: P
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="As JSON (a subject access request's answer).")
 @config_option
-@reports_errors
 def show_command(email: str, as_json: bool, config_path: Path | None) -> None:
     """Everything stored about EMAIL: memberships, consent records, sends, suppression, actions."""
     config = get_config(config_path)
@@ -264,7 +259,6 @@ def show_command(email: str, as_json: bool, config_path: Path | None) -> None:
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Really erase (required: it cannot be undone).")
 @config_option
-@reports_errors
 def forget_command(email: str, yes: bool, config_path: Path | None) -> None:
     """Erase everything stored about EMAIL (GDPR art. 17); keep only a keyed hash.
 
