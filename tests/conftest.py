@@ -76,3 +76,15 @@ def store(target: str) -> Iterator[object]:
     s = open_store(target)
     yield s
     s.close()
+
+
+def single_list(root: Path) -> None:
+    """Turn the example project into today's one-list project ([list]: FIDH's campaigns, no
+    digest): an unsubscribe there is from everything, as it was before lists."""
+    import re
+
+    path = root / "newsletter.toml"
+    text = re.sub(r"^\[lists\.campaigns\][^\n]*", "[list]", path.read_text(), flags=re.M)
+    path.write_text(text[:text.index("# A second publication")])
+    for issue in (root / "issues").glob("*.yaml"):
+        issue.write_text(re.sub(r"^list: .*\n", "", issue.read_text(), flags=re.M))

@@ -20,6 +20,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import NONCE_MAX_AGE, make_form_nonce, make_token
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
+from tests.conftest import single_list
 from tests.webserver import Served, request, serve_in_process, serve_in_thread
 
 SECRET = "hostile-test-signing-key-0123456789"
@@ -30,6 +31,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 @pytest.fixture
 def config(project: Path) -> Config:
+    single_list(project)  # one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
     return load_config(project / "newsletter.toml")
 
 

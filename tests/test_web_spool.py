@@ -18,7 +18,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import Config, load_config
 from newsletter.store import open_store, spool
-from tests.conftest import run
+from tests.conftest import run, single_list
 from tests.webserver import request, serve_in_process
 
 SECRET = "spool-test-signing-key-0123456789abc"
@@ -66,6 +66,7 @@ def outbox_recipients(project: Path) -> list[str]:
 
 @pytest.fixture
 def config(project: Path) -> Config:
+    single_list(project)  # one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
     with (project / "newsletter.toml").open("a") as f:
         f.write("\n[web]\ndb_wait_seconds = 1\n")
     open_store(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
@@ -140,3 +141,18 @@ def test_the_spool_is_honoured_before_it_is_applied_and_applied_once(project: Pa
         assert store.drain_spool() == 1
         assert store.count("suppressions") == 22
         assert [a[1] for a in store.actions()].count("suppress") == 22
+
+
+def test_a_spooled_unsubscribe_from_one_list_of_several_leaves_only_that_list(project: Path) -> None:
+    """Several lists: an unsubscribe from one list is spooled with its list, applied as leaving that
+    list (a membership), and is not a suppression from everything."""
+    with open_store(project / ".newsletter" / "state.db") as store:
+        assert store.spool_database is not None
+        spool.append(store.spool_database, "Ada@Example.org", "one-click", "digest")
+        spool.append(store.spool_database, "marie.curie@example.org", "page")
+        assert spool.pending(store.spool_database) == {"marie.curie@example.org"}  # from everything only
+        assert store.suppressed_among(["ada@example.org", "marie.curie@example.org"]) == {"marie.curie@example.org"}
+        assert store.drain_spool() == 2
+        assert store.membership("digest", "ada@example.org") == "unsubscribed"
+        assert not store.is_suppressed("ada@example.org") and store.is_suppressed("marie.curie@example.org")
+        assert spool.pending(store.spool_database) == set() and store.drain_spool() == 0

@@ -79,15 +79,18 @@ DEFAULT_DB_WAIT = 5  # seconds an unsubscribe waits for a busy state database be
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
 
 
-def resubscribe_by_link(store: Store, email: str) -> bool:
-    """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
-    an operator's decision: a link must not undo those (`newsletter resubscribe` can).
-    Spooled unsubscribes are applied first, so an older one cannot undo this later."""
+def resubscribe_by_link(store: Store, email: str, list_key: str | None = None) -> bool:
+    """Lift a suppression the reader made themselves, and their leaving of `list_key`. False if
+    the suppression was a bounce, complaint or an operator's decision: a link must not undo
+    those (`newsletter resubscribe` can). Spooled unsubscribes are applied first, so an older
+    one cannot undo this later."""
     store.drain_spool()
     with store.transaction():
-        if store.suppression(email) is None:
-            return True
-        return store.resubscribe(email, source="page", only=("unsubscribed",))
+        if store.suppression(email) is not None and not store.resubscribe(email, source="page", only=("unsubscribed",)):
+            return False
+        if list_key is not None and store.membership(list_key, email) == "unsubscribed":
+            store.set_membership(list_key, email, "confirmed", source="page")
+        return True
 
 
 class _TooLarge(Exception):
@@ -315,6 +318,11 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
     pages = _Pages(config)
+    # every list of the project, by the List-Id its tokens carry (newsletter/lists.py)
+    from newsletter.lists import keys as list_keys
+
+    several = len(config.lists) > 1
+    lists = {c.list_id: (c, _Pages(c)) for c in (config.for_list(k) for k in list_keys(config))}
     db_wait = float(web.get("db_wait_seconds") or DEFAULT_DB_WAIT)
     # fails early: unwritable, corrupt, unreachable; an SQLite write waits at most `db_wait` for another writer
     store = open_store(config, busy_timeout_ms=int(db_wait * 1000))
@@ -323,13 +331,14 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     async def unsubscribe(request: Request) -> Response:
         body = await _read_body(request, form_max, body_timeout) if request.method == "POST" else b""
         try:
-            reader = read_token(keys, request.path_params["token"], list_id=config.list_id)
-        except InvalidToken:
+            reader = read_token(keys, request.path_params["token"])
+            the_list, pages_ = lists[reader.list_id]
+        except (InvalidToken, KeyError):
             return pages.error("invalid", 400, pages.preferred(request))
-        language = pages.language(reader.language)
-        ctx = {"email": reader.email}
+        language = pages_.language(reader.language)
+        ctx = {"email": reader.email, "several_lists": several}
         if request.method != "POST":
-            return pages.render("unsubscribe", language, **ctx)
+            return pages_.render("unsubscribe", language, **ctx)
         form = _form(request, body)
         action = form.get("action", "")
         if not _is_one_click(request, form, body) and _cross_site(request, site_origin):
@@ -337,40 +346,43 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             # mail provider's servers and is exempt (it can only ever unsubscribe)
             log.warning("cross-site form post refused (Origin %.100r, Sec-Fetch-Site %.30r)",
                         request.headers.get("origin"), request.headers.get("sec-fetch-site"))
-            return pages.error("cross_site", 403, language)
+            return pages_.error("cross_site", 403, language)
         try:
             if action == "resubscribe":
-                if not form_nonce_is_fresh(keys, form.get("nonce", ""), reader.email, config.list_id):
+                if not form_nonce_is_fresh(keys, form.get("nonce", ""), reader.email, reader.list_id):
                     # no fresh confirmation from our own page: ask again, change nothing
-                    return pages.render("resubscribed", language, 403, resubscribed=None,
-                                        nonce=make_form_nonce(keys, reader.email, config.list_id), **ctx)
-                done = await run_in_threadpool(resubscribe_by_link, store, reader.email)
-                return pages.render("resubscribed", language, resubscribed=done, **ctx)
+                    return pages_.render("resubscribed", language, 403, resubscribed=None,
+                                         nonce=make_form_nonce(keys, reader.email, reader.list_id), **ctx)
+                done = await run_in_threadpool(resubscribe_by_link, store, reader.email, the_list.list_key)
+                return pages_.render("resubscribed", language, resubscribed=done, **ctx)
         except DatabaseError as e:
             log.error("resubscribe not recorded: %s", e)
-            return pages.error("busy", 503, language, {"Retry-After": "5"})
+            return pages_.error("busy", 503, language, {"Retry-After": "5"})
         # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
         # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
-        source = "page" if action == "unsubscribe" else "one-click"
+        # From this list; "unsubscribe_all" (and any unsubscribe of a one-list project): from everything.
+        source = "page" if action in ("unsubscribe", "unsubscribe_all") else "one-click"
+        everything = action == "unsubscribe_all" or not several
+        list_key = None if everything else the_list.list_key
         status = 200
         try:
-            await run_in_threadpool(_suppress_reader, store, reader.email, source, db_wait)
+            await run_in_threadpool(_unsubscribe_reader, store, reader.email, list_key, source, db_wait)
         except DatabaseError as e:
             # the database stayed busy for the bounded wait: never lose an unsubscribe, spool it
             # (SQLite only: PostgreSQL locks rows, so a send never holds an unsubscribe up)
             if store.spool_database is None:
                 log.error("unsubscribe not recorded: %s", e)
-                return pages.error("busy", 503, language, {"Retry-After": "5"})
+                return pages_.error("busy", 503, language, {"Retry-After": "5"})
             try:
-                await run_in_threadpool(spool.append, store.spool_database, reader.email, source)
+                await run_in_threadpool(spool.append, store.spool_database, reader.email, source, list_key)
             except OSError as spool_error:
                 log.error("unsubscribe not recorded: %s; spool: %s", e, spool_error.strerror)
-                return pages.error("busy", 503, language, {"Retry-After": "5"})
+                return pages_.error("busy", 503, language, {"Retry-After": "5"})
             log.warning("unsubscribe spooled, the state database is busy (%s); applied at the next chance", e)
             status = 202
-        if action == "unsubscribe":
-            return pages.render("unsubscribed", language, status, nonce=make_form_nonce(keys, reader.email,
-                                                                                        config.list_id), **ctx)
+        if action in ("unsubscribe", "unsubscribe_all"):
+            return pages_.render("unsubscribed", language, status, everything=action == "unsubscribe_all",
+                                 nonce=make_form_nonce(keys, reader.email, reader.list_id), **ctx)
         return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."), status)
 
     async def slash(request: Request) -> Response:
@@ -430,6 +442,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/unsubscribe/{token}/", slash, methods=["GET", "HEAD"]),
             Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+            *_signup(config, keys, store, pages, lists, form_max, body_timeout),  # /subscribe/<list>, /confirm/<token>
         ],
         exception_handlers={_TooLarge: too_large, _TooSlow: too_slow, ClientDisconnect: disconnected,
                             HTTPException: http_error, 500: server_error},
@@ -444,14 +457,35 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     return app
 
 
-def _suppress_reader(store: Store, email: str, source: str, wait: float) -> bool:
-    """Suppress `email`, waiting at most `wait` seconds for this thread's turn on the store (on top
-    of SQLite's own bounded wait); DatabaseError if the turn or the write lock did not come."""
+def _signup(config: Config, keys: SigningKeys, store: Store, pages: _Pages,
+            lists: dict[str, tuple[Config, _Pages]], form_max: int, body_timeout: float) -> list[Route]:
+    """The signup routes (newsletter/audience/signup.py), with this app's pages and body limit."""
+    from newsletter.audience.signup import parse_form, signup_routes
+
+    by_key = {c.list_key: (c, p) for c, p in lists.values()}
+
+    def pages_for(key: str) -> tuple[Config, _Pages] | None:
+        return by_key.get(key) if key else (config, pages)
+
+    async def read_form(request: Request) -> dict[str, str]:
+        return parse_form(await _read_body(request, form_max, body_timeout))
+
+    return signup_routes(config, keys, store, pages_for, read_form)
+
+
+def _unsubscribe_reader(store: Store, email: str, list_key: str | None, source: str, wait: float) -> None:
+    """Leave one list (`list_key`: its membership `unsubscribed`, no CSV source brings them back),
+    or with None every list (a suppression, as an unsubscribe of a one-list project always is).
+    Waits at most `wait` seconds for this thread's turn on the store (on top of SQLite's own
+    bounded wait); DatabaseError if the turn or the write lock did not come."""
     if not store.lock.acquire(timeout=wait):
         raise DatabaseError(f"{store.name}: the state database is busy (other requests are waiting for it)")
     try:
         store.drain_spool()  # the next request is the first chance to apply what was spooled while busy
-        return store.suppress(email, "unsubscribed", source=source)
+        if list_key is None:
+            store.suppress(email, "unsubscribed", source=source)
+        else:
+            store.set_membership(list_key, email, "unsubscribed", source=source)
     finally:
         store.lock.release()
 

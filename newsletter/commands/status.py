@@ -57,12 +57,19 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
     loaded = load_issue(issue, display=display(issue))
+    config = config.for_issue(loaded)  # the issue's list: its CSV source and members
     built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
-    csv_path = (subscribers or config.subscribers).resolve()
+    from newsletter.audience.members import csv_source
+
+    csv_path = subscribers.resolve() if subscribers is not None else csv_source(config)
+    if csv_path is not None and subscribers is None and not csv_path.exists():
+        csv_path = None  # the list's file is not on this machine: count the store's members alone
     store = open_store(config, readonly=True) if store_exists(config) else None
     try:
         counts = Ledger(store, built.slug).counts() if store is not None else {}
-        plan = make_plan(built, csv_path, store, display=str(csv_path)) if csv_path.exists() else None
+        from_store = subscribers is None and store is not None
+        plan = make_plan(built, csv_path, store, display=str(csv_path), from_store=from_store) \
+            if (csv_path is not None and csv_path.exists()) or from_store else None
         click.echo(f"issue       {built.slug}: {built.issue.subject}")
         uncertain = counts.get("uncertain", 0) + counts.get("sending", 0)
         parts = [f"sent {counts.get('sent', 0):,}"]

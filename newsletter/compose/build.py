@@ -70,6 +70,7 @@ def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Buil
     """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
     started = time.perf_counter()
     issue = load_issue(issue_path, display=display(issue_path))
+    config = config.for_issue(issue)  # the list it names: its sender, List-Id, organisation
     from newsletter.compose.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
 
     rendered = render_issue(issue, config)

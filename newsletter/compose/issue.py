@@ -214,6 +214,8 @@ _TOP: dict[str, Spec] = {
         {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
         {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
     "footer": _FOOTER,
+    "list": Str(max_len=64).doc("Which list of newsletter.toml this issue is for (a [lists.<id>] key); "
+                                "required once the project has several.", "campaigns"),
 }
 
 
@@ -231,6 +233,8 @@ class Issue:
     links: dict[str, Any]
     blocks: list[dict[str, Any]]
     footer: dict[str, Any]
+    list_key: str | None = None  # `list:`; None: the project's only list
+    list_line: int | None = None
 
 
 def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[str, Any]]:
@@ -295,6 +299,7 @@ def load_issue(path: Path, *, display: str | None = None) -> Issue:
         title=v["title"] or v["subject"], date=v["date"], language=v["language"],
         links=_links(v["links"]), blocks=v["blocks"],
         footer=v["footer"] or dict.fromkeys(_FOOTER.fields),
+        list_key=v["list"], list_line=line_of(data, "list"),
     )
 
 

@@ -62,11 +62,15 @@ def _locked(path: Path, flags: int) -> Iterator[int]:
             os.close(fd)  # also releases the lock
 
 
-def append(database: Path, email: str, source: str) -> None:
-    """Record an unsubscribe durably (on disk when this returns). Raises OSError if it cannot."""
+def append(database: Path, email: str, source: str, list_key: str | None = None) -> None:
+    """Record an unsubscribe durably (on disk when this returns): from everything, or with
+    `list_key` from that one list (a project with several lists). Raises OSError if it cannot."""
     path = spool_path(database)
     existed = path.exists()
-    line = json.dumps({"email": email_key(email), "source": source, "at": now()}, ensure_ascii=False) + "\n"
+    item = {"email": email_key(email), "source": source, "at": now()}
+    if list_key is not None:
+        item["list"] = list_key
+    line = json.dumps(item, ensure_ascii=False) + "\n"
     with _locked(path, os.O_RDWR | os.O_CREAT | os.O_APPEND) as fd:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":  # a line torn by a crash: start a fresh one
@@ -77,17 +81,18 @@ def append(database: Path, email: str, source: str) -> None:
         _fsync_dir(path.parent)
 
 
-def _parse(data: bytes) -> list[tuple[str, str, str]]:
-    """(email, source, at) of every complete, well-formed line."""
+def _parse(data: bytes) -> list[tuple[str, str, str, str | None]]:
+    """(email, source, at, list key or None) of every complete, well-formed line."""
     entries = []
     for raw in data.split(b"\n"):
         try:
             item = json.loads(raw)
             email, source, at = str(item["email"]), str(item.get("source", "")), str(item.get("at", ""))
+            list_key = str(item["list"]) if item.get("list") else None
         except (ValueError, TypeError, KeyError):
             continue  # empty or torn
         if "@" in email:
-            entries.append((email, source, at))
+            entries.append((email, source, at, list_key))
     return entries
 
 
@@ -101,8 +106,9 @@ def _read(path: Path) -> bytes:
 
 
 def pending(database: Path) -> set[str]:
-    """Addresses (email keys) spooled and not yet applied. Cheap when there are none."""
-    return {email for email, _, _ in _parse(_read(spool_path(database)))}
+    """Addresses (email keys) spooled from everything and not yet applied. Cheap when there are none.
+    (An unsubscribe from one list of several is applied at the next chance but not counted here.)"""
+    return {email for email, _, _, list_key in _parse(_read(spool_path(database))) if list_key is None}
 
 
 def drain(store: Store, database: Path) -> int:
@@ -115,8 +121,13 @@ def drain(store: Store, database: Path) -> int:
         return 0
     entries = _parse(data)
     if entries:
-        store.suppress_many([(email, "unsubscribed", source, f"spooled at {at}: the database was busy")
-                             for email, source, at in entries])
+        with store.transaction():
+            store.suppress_many([(email, "unsubscribed", source, f"spooled at {at}: the database was busy")
+                                 for email, source, at, list_key in entries if list_key is None])
+            for email, source, at, list_key in entries:
+                if list_key is not None:
+                    store.set_membership(list_key, email, "unsubscribed", source=source,
+                                         detail=f"spooled at {at}: the database was busy")
     with _locked(path, os.O_RDWR | os.O_CREAT) as fd:
         current = os.pread(fd, os.fstat(fd).st_size, 0)
         if not current.startswith(data):  # another drain got here first and already removed these
