@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.i18n import LANGUAGES, language_spec  # noqa: F401  (LANGUAGES: re-exported)
 from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
 from newsletter.compose.source import Map
 from newsletter.errors import ConfigError, Problem
 from newsletter.paths import display
 
 CONFIG_NAME = "newsletter.toml"
-LANGUAGES = ("en", "fr")
 BACKENDS = ("outbox", "smtp", "sendgrid")
 
 EMAILISH = r"[^@\s]+@[^@\s]+\.[^@\s]+"
@@ -39,7 +39,7 @@ _SCHEMA = Obj(
                                                   required=("name", "url")), max_items=20)},
                             required=("name", "postal_address")),
         "site": Obj({"base_url": Url(schemes=("https", "http"))}, required=("base_url",)),
-        "default_language": OneOf(*LANGUAGES),
+        "default_language": language_spec,
         "templates": Str(),
         "subscribers": Str(),
         "database": Str(),
@@ -93,12 +93,17 @@ class Config:
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
     database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
 
-    def web_url(self, slug: str) -> str:
-        """Where the view-in-browser version of an issue is published."""
-        return f"{self.base_url}/issues/{slug}/"
+    def web_url(self, slug: str, edition: str | None = None) -> str:
+        """Where the view-in-browser version of an issue (or of its edition in `edition`) is published."""
+        return f"{self.base_url}/issues/{slug}/{edition}/" if edition else f"{self.base_url}/issues/{slug}/"
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"
+
+    @property
+    def locale_dir(self) -> Path:
+        """The project's own catalogues, `locale/<lang>/LC_MESSAGES/messages.po`: they win over the built-in ones."""
+        return self.root / "locale"
 
     def language_of(self, issue: Any) -> str:
         """The language an issue is written in: its own `language`, else the project's default."""
