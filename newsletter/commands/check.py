@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from newsletter.commands._common import config_option, get_config, reports_errors
-from newsletter.compose.build import build_issue
+from newsletter.compose.build import build_issue, main_path
 from newsletter.errors import NewsletterError
 from newsletter.lint import check_online, lint
+from newsletter.lint.findings import dedupe
 
 
 @click.command("check")
@@ -25,7 +26,8 @@ from newsletter.lint import check_online, lint
 @reports_errors
 def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict_css: bool,
                   config_path: Path | None) -> None:
-    """Lint ISSUES before sending: one line per finding, FILE[:LINE]: error|warning: message.
+    """Lint ISSUES (and their editions, issues/<id>.<lang>.yaml) before sending: one line per
+    finding, FILE[:LINE]: error|warning: message.
 
     Exit status 1 if any issue has an error (or does not build). Nothing is written.
     `newsletter send` runs the same check first and refuses on errors unless --force.
@@ -37,7 +39,7 @@ def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict
     """
     config = get_config(config_path, near=issues[0])
     errors = warnings = 0
-    for path in issues:
+    for path in dict.fromkeys(main_path(p) for p in issues):  # an edition is checked with its issue
         try:
             built = build_issue(path, config, write=False)
         except NewsletterError as e:
@@ -45,10 +47,12 @@ def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict
                 click.echo(line)
                 errors += 1
             continue
-        findings = lint(built, strict_css=strict_css)
-        if online:
-            findings += check_online(built, timeout=timeout)
-        for f in findings:
+        findings = []
+        for b in built.all():  # the issue and each of its editions
+            findings += lint(b, strict_css=strict_css)
+            if online:
+                findings += check_online(b, timeout=timeout)
+        for f in dedupe(findings):  # the config's findings are the same for every edition
             click.echo(str(f))
             errors += f.is_error
             warnings += not f.is_error
