@@ -168,7 +168,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         progress.close()
     plan = Plan(subscribers=display(csv_path), stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
-                uncertain_held=report.uncertain_held)
+                uncertain_held=report.uncertain_held, editions=report.editions)
     _print_plan(plan)
     if report.attempted == 0 and report.stopped is None:
         if report.recovered:
@@ -193,8 +193,9 @@ def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
 def _gate(built: Built, *, refuse: bool) -> None:
     """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
     from newsletter.lint import has_errors, lint
+    from newsletter.lint.findings import dedupe
 
-    findings = lint(built)
+    findings = dedupe([f for b in built.all() for f in lint(b)])  # every edition is checked
     errors = [f for f in findings if f.is_error]
     for f in errors:
         click.echo(str(f), err=True)
@@ -231,6 +232,8 @@ def _print_header(built: Built, backend: str, config: Config) -> None:
              "smtp": f"{config.smtp.get('host', 'localhost')}:{config.smtp.get('port', 25)}",
              "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
     click.echo(f"issue          {built.slug}: {built.issue.subject}")
+    for e in built.editions:
+        click.echo(f"  edition {e.edition:<6} {e.issue.subject}")
     click.echo(f"backend        {backend} ({where})")
 
 
@@ -249,6 +252,8 @@ def _print_plan(plan: Plan) -> None:
     width = max(6, *(len(f"{n:,}") for _, n, _ in rows))
     for label, n, note in rows:
         click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())
+    if plan.editions:
+        click.echo("  (to send per edition: " + ", ".join(f"{lang} {n:,}" for lang, n in plan.editions.items()) + ")")
     if plan.retrying_failed or plan.resending_uncertain:
         click.echo(f"  (to send includes {plan.retrying_failed:,} that failed before"
                    f" and {plan.resending_uncertain:,} uncertain)")
@@ -303,6 +308,8 @@ def _print_report(report: SendReport, issue: Path, backend: str) -> None:
     click.echo(f"done in {elapsed:,.1f} s ({report.rate:,.0f} msg/s) via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
+    if report.editions:
+        click.echo("  handed off per edition: " + ", ".join(f"{lang} {n:,}" for lang, n in report.editions.items()))
     if report.recovered:
         click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
     for o in report.failures[:SHOW_ROWS]:

@@ -28,18 +28,19 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     Example:
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
     """
-    from newsletter.compose.build import Built
-    from newsletter.compose.issue import load_issue
-    from newsletter.deliver.send import make_plan
-    from newsletter.paths import display
+    from newsletter.compose.build import Built, load_with_editions
+    from newsletter.deliver.send import edition_counts, make_plan
     from newsletter.store import open_store, store_exists
     from newsletter.store.ledger import Ledger
 
     config = get_config(config_path, near=issue)
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
-    loaded = load_issue(issue, display=display(issue))
-    built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
+    loaded, editions = load_with_editions(issue)
+    out_dir = config.build_dir / loaded.slug
+    built = Built(issue=loaded, config=config, rendered=None, out_dir=out_dir,  # type: ignore[arg-type]
+                  editions=tuple(Built(issue=e, config=config, rendered=None, out_dir=out_dir / (e.edition or ""),  # type: ignore[arg-type]
+                                       main=loaded) for e in editions))
     csv_path = (subscribers or config.subscribers).resolve()
     store = open_store(config, readonly=True) if store_exists(config) else None
     try:
@@ -52,6 +53,10 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
             parts.append(f"pending {plan.to_send - plan.retrying_failed:,}")
         parts += [f"failed {counts.get('failed', 0):,}", f"uncertain {uncertain:,}"]
         click.echo("  " + " · ".join(parts))
+        if editions and csv_path.exists():  # the ledger keeps one row per reader: the list says which edition
+            for lang, c in edition_counts(built, csv_path, store).items():
+                click.echo(f"  edition {lang:<6} sent {c['sent']:,} · pending {c['pending']:,} · "
+                           f"failed {c['failed']:,} · uncertain {c['uncertain']:,}")
         if plan is not None and plan.suppressed:
             click.echo(f"  ({plan.suppressed:,} on the list are suppressed and will not be sent to)")
         if counts.get("failed"):

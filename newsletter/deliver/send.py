@@ -51,6 +51,7 @@ class Plan:
     already_sent: int = 0
     uncertain_held: int = 0  # uncertain (or left `sending`) and not resent without the flag
     first: list[Subscriber] = field(default_factory=list)  # a few of to_send, for samples
+    editions: dict[str, int] = field(default_factory=dict)  # to_send per edition's language (issues with editions)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SendReport:
     stopped: str | None = None  # the backend gave up: its words
     in_flight: int = 0  # handed to the backend, outcome not returned yet
     started: float = field(default_factory=time.monotonic)
+    editions: dict[str, int] = field(default_factory=dict)  # handed off per edition's language (with editions)
 
     @property
     def complete(self) -> bool:
@@ -139,8 +141,10 @@ def _passed_over(tally: Plan | SendReport, what: str) -> bool:
 
 def make_plan(built: Built, subscribers: Path, store: Store | None, *,
               resend_uncertain: bool = False, samples: int = 0, display: str | None = None) -> Plan:
-    """Count who would be sent to, without writing anything. `store` None: no state yet."""
+    """Count who would be sent to (per edition too), without writing anything. `store` None: no state yet."""
     plan = Plan(subscribers=display or str(subscribers))
+    if built.editions:
+        plan.editions = dict.fromkeys((b.language for b in built.all()), 0)
     ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
@@ -151,10 +155,28 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
                 plan.resending_uncertain += what == "uncertain"
+                if built.editions:
+                    plan.editions[built.for_language(s.language).language] += 1
                 if len(plan.first) < samples:
                     plan.first.append(s)
     plan.already_sent += plan.stats.done
     return plan
+
+
+def edition_counts(built: Built, subscribers: Path, store: Store | None) -> dict[str, dict[str, int]]:
+    """For `status` of an issue with editions: per edition's language, how many of the readers
+    now on the list the ledger has as sent, failed, uncertain (or sending), or not yet (pending).
+    Suppressed readers who have not had the issue are left out. Writes nothing."""
+    counts = {b.language: dict.fromkeys(("sent", "pending", "failed", "uncertain"), 0) for b in built.all()}
+    ledger = Ledger(store, built.slug) if store is not None else None
+    for batch in _batches(read_subscribers(subscribers, default_language=built.language), 500):
+        statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
+        for s, what in _classify(batch, statuses, store, True):
+            if what == "suppressed":
+                continue
+            key = {"new": "pending", "uncertain": "uncertain", "held": "uncertain"}.get(what, what)
+            counts[built.for_language(s.language).language][key] += 1
+    return counts
 
 
 # --- recipients ---------------------------------------------------------------------------
@@ -172,13 +194,58 @@ class RecipientMaker:
 
     def fallback_name(self, language: str) -> str:
         if language not in self._fallbacks:
-            self._fallbacks[language] = i18n.gettext(language, "reader")
+            config = self.built.config
+            self._fallbacks[language] = i18n.gettext(language, "reader", config.locale_dir, config.default_language)
         return self._fallbacks[language]
 
     def __call__(self, s: Subscriber) -> Recipient:
         return make_recipient(email=s.email, name=s.name, language=s.language, fields=s.fields,
                               slug=self.built.slug, config=self.built.config, keys=self.keys,
                               fallback_name=self.fallback_name(s.language), unique_id=self.unique_ids)
+
+
+class Editions:
+    """The message each reader gets: the edition in their language (`Built.for_language`: along
+    the tag, then the issue itself), each prepared once. Every edition has the issue's slug, so
+    the ledger keeps one row per reader per issue whatever the edition: nobody gets two."""
+
+    def __init__(self, built: Built, *, test: bool = False):
+        self.built = built
+        self.test = test
+        self._messages: dict[str, PreparedMessage] = {}
+        # readers handed to the backend per edition, the issue's first (only for an issue with editions)
+        self.counts: dict[str, int] = dict.fromkeys((b.language for b in built.all()), 0) if built.editions else {}
+
+    def edition(self, language: str) -> Built:
+        return self.built.for_language(language)
+
+    def message(self, edition: Built) -> PreparedMessage:
+        key = edition.language
+        if key not in self._messages:
+            self._messages[key] = prepare_message(edition, test=self.test)
+        return self._messages[key]
+
+    def submit(self, backend: Backend, todo: list[Recipient]) -> list[Outcome]:
+        """`backend.submit(todo)`, one edition at a time: a backend sends the message it was
+        opened with, so it is re-opened on the next edition's (a no-op for an issue without)."""
+        if not self.built.editions:
+            return backend.submit(todo)
+        groups: dict[str, tuple[Built, list[Recipient]]] = {}
+        for r in todo:
+            e = self.edition(r.language)
+            groups.setdefault(e.language, (e, []))[1].append(r)
+        outcomes: list[Outcome] = []
+        for edition, group in groups.values():
+            message = self.message(edition)
+            if backend.message is not message:
+                backend.open(message)
+            self.counts[edition.language] += len(group)
+            try:
+                outcomes += backend.submit(group)
+            except BackendError as e:  # what the earlier editions settled is reported with it
+                e.outcomes = outcomes + list(getattr(e, "outcomes", []) or [])  # type: ignore[attr-defined]
+                raise
+        return outcomes
 
 
 # --- the send ------------------------------------------------------------------------------
@@ -197,7 +264,9 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
     report = SendReport(total=total)
     ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()
-    message = prepare_message(built)
+    editions = Editions(built)
+    report.editions = editions.counts
+    message = editions.message(built)
     maker = RecipientMaker(built, keys)
     if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
         batch_size = max(1, min(batch_size, int(rate // 10)))
@@ -242,7 +311,7 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
                 ledger.mark_sending(todo)
             report.in_flight += len(todo)
             try:
-                outcomes = backend.submit(todo)  # may return before all of `todo` is settled
+                outcomes = editions.submit(backend, todo)  # may return before all of `todo` is settled
             except BackendError as e:
                 outcomes = list(getattr(e, "outcomes", []) or [])
                 report.stopped = str(e)
@@ -315,12 +384,12 @@ def write_samples(built: Built, plan: Plan, keys: SigningKeys, folder: Path) -> 
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    message: PreparedMessage = prepare_message(built)
+    editions = Editions(built)
     maker = RecipientMaker(built, keys)
     out = []
     for i, s in enumerate(plan.first, 1):
         path = folder / f"{i}-{_safe(s.email)}.eml"
-        path.write_bytes(message.to_bytes(maker(s)))
+        path.write_bytes(editions.message(editions.edition(s.language)).to_bytes(maker(s)))
         out.append(path)
     return out
 
