@@ -15,4 +15,5 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "web": "bench.web",
     "postgres": "bench.postgres",
+    "bounces": "bench.bounces",
 }

@@ -5,7 +5,8 @@ Ours is the whole process (start Python, read config and YAML, Jinja2 → MJML �
 inlined CSS, text part, web version, write five files). The peer is the npm `mjml` CLI
 compiling the very MJML our templates produced, so it does strictly less work: no
 templating, no CSS inlining, no text part, one HTML instead of two.
-Goal: ours ≤ 0.5 × the peer. `newsletter --help` must stay under 150 ms: the reference
+Goal: ours ≤ 0.5 × the peer in CPU time (user+sys; wall time on a shared machine is mostly
+the neighbours' load). `newsletter --help` must stay under 150 ms: the reference
 beside it is a bare start of the same interpreter, the floor nothing can go under.
 
     python -m bench build            # or: python -m bench.build
@@ -70,14 +71,15 @@ def run_build(ctx: Context, *, install: bool = True) -> list[Row]:
         if not target.exists() or target.stat().st_size < 1000:
             raise BenchError(f"the mjml CLI wrote no HTML for {source}")
         ours_t, peer_t = [m.wall for m in ours_m], [m.wall for m in peer_m]
-        o, p = median(ours_t), median(peer_t)
-        cpu_o, cpu_p = median([m.cpu for m in ours_m]), median([m.cpu for m in peer_m])
+        cpu_ours, cpu_peer = [m.cpu for m in ours_m], [m.cpu for m in peer_m]
+        o, p = median(cpu_ours), median(cpu_peer)
         html_kb = (out_dir / "email.html").stat().st_size / 1024
         rows.append(Row(
-            NAME, f"newsletter build {issue.stem} (vs mjml CLI {tools.mjml_version()})", o, p, "s",
+            NAME, f"newsletter build {issue.stem}, CPU time (vs mjml CLI {tools.mjml_version()})", o, p, "s",
             goal=f"ratio ≤ {BUILD_GOAL}", met=(o / p) <= BUILD_GOAL,
-            note=f"median of {runs} wall; ours {spread(ours_t)}, mjml {spread(peer_t)}; CPU time (user+sys) "
-                 f"{cpu_o * 1000:.0f} vs {cpu_p * 1000:.0f} ms = {cpu_o / cpu_p:.2f}; "
+            note=f"median of {runs} CPU (user+sys); ours {spread(cpu_ours)}, mjml {spread(cpu_peer)}; wall "
+                 f"{median(ours_t) * 1000:.0f} vs {median(peer_t) * 1000:.0f} ms "
+                 f"({spread(ours_t)} vs {spread(peer_t)}); "
                  f"MJML {source.stat().st_size / 1024:.1f} KB -> email.html {html_kb:.1f} KB",
         ))
     return rows

@@ -17,6 +17,8 @@ from bench.harness import WORK, BenchError, Skip, in_ci
 
 #: The reference compiler, pinned by major version so later runs compare like with like.
 MJML_SPEC = "mjml@^5"
+#: Deque's accessibility engine, injected into Chromium by tests/test_a11y_browser.py.
+AXE_SPEC = "axe-core@^4"
 POSTFIX_DIRS = ("/usr/sbin", "/usr/lib/postfix", "/usr/libexec/postfix", "/usr/bin")
 
 
@@ -44,6 +46,30 @@ def mjml_cli(work: Path = WORK, *, install: bool = True) -> list[str]:
             raise BenchError(f"npm install {MJML_SPEC} failed:\n{proc.stderr[-1500:]}")
     assert node is not None
     return [node, str(main)]
+
+
+def _npm_install(spec: str, work: Path, wanted: Path, install: bool) -> None:
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        _missing(f"npm {spec}", "needs node and npm: apt-get install -y npm", install=install)
+    if not install:
+        _missing(f"npm {spec}", f"npm install {spec} in {work}", install=False)
+    work.mkdir(parents=True, exist_ok=True)
+    pkg = work / "package.json"
+    if not pkg.exists():
+        pkg.write_text(json.dumps({"name": "newsletter-bench-tools", "private": True}, indent=2) + "\n")
+    proc = subprocess.run([str(npm), "install", "--no-audit", "--no-fund", "--loglevel=error", spec],
+                          cwd=work, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or not wanted.exists():
+        raise BenchError(f"npm install {spec} failed:\n{proc.stderr[-1500:]}")
+
+
+def axe_core(work: Path = WORK, *, install: bool = True) -> Path:
+    """Path of axe-core's axe.min.js, installed into bench/.work/node_modules if needed."""
+    script = work / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        _npm_install(AXE_SPEC, work, script, install)
+    return script
 
 
 def mjml_version(work: Path = WORK) -> str:

@@ -1,16 +1,23 @@
 """The `newsletter` command. Thin: each command lives in newsletter/commands/<name>.py and is
 imported only when run, so `newsletter --help` stays fast (no sendgrid, premailer, lxml).
 
-Library code raises `NewsletterError`; only here is it turned into a message and exit 1.
+Library code raises `NewsletterError` (newsletter/errors.py); only here, in `LazyGroup.invoke`,
+is it turned into its message on stderr and an exit status, for every command alike.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 
 import click
+
+from newsletter.errors import NewsletterError
+
+#: Exit statuses: a problem the user can fix (bad input, refused send, missing secret, failed
+#: check), and Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help shown by `newsletter --help` without importing it)
@@ -28,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resubscribe": ("newsletter.commands.suppressions", "Lift an address's suppression (explicit and logged)."),
     "suppressions": ("newsletter.commands.suppressions", "List, export or import the suppression list."),
     "db": ("newsletter.commands.db", "The state database: migrate, or copy between SQLite and PostgreSQL."),
+    "schema": ("newsletter.commands.schema", "Print the JSON Schema of an issue file or of newsletter.toml."),
+    "bounces": ("newsletter.commands.bounces", "Read bounces from a mailbox; suppress addresses that bounce."),
+    "report": ("newsletter.commands.report", "How an issue did (sent, bounced, complaints...); all issues as a chart."),
 }
 
 
@@ -42,6 +52,18 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(COMMANDS[name][0])
         return getattr(module, name.replace("-", "_") + "_command")
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; the one place a library error becomes lines on stderr and an exit status."""
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as e:
+            for line in e.lines():
+                click.echo(line, err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -68,8 +90,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    cli.main(standalone_mode=True)

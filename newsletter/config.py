@@ -24,40 +24,172 @@ BACKENDS = ("outbox", "smtp", "sendgrid")
 EMAILISH = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 LIST_ID = r"[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+"
 
+_URL = Url(schemes=("https", "http"))
+HEX_COLOUR = r"#[0-9A-Fa-f]{6}"
+BUTTON_SHAPES = ("rounded", "square", "pill")
+
+
+def _colour(what: str, default: str) -> Str:
+    return Str(pattern=HEX_COLOUR, hint="a colour as #rrggbb").doc(f"{what} (default {default}).", default)
+
+
+_THEME = Obj({
+    "logo": _URL.doc("A logo image for the masthead instead of the sender's name in letters (https://; "
+                     "about 3:1, shown 180 px wide).", "https://example.org/img/logo.png"),
+    "logo_alt": Str(max_len=200).doc("The logo's alt text (default: the sender's name).", "FIDH"),
+    "primary": _colour("The masthead, buttons and heading bars", "#b3001b"),
+    "accent": _colour("Links, kickers and bullets", "#b3001b"),
+    "text": _colour("Body text", "#1f2328"),
+    "font": Str(max_len=300, pattern=r"[A-Za-z0-9 ,'\"-]+", hint="a CSS font stack such as Georgia, serif").doc(
+        "The font stack (default Helvetica, Arial, sans-serif).", "Georgia, 'Times New Roman', serif"),
+    "button_shape": OneOf(*BUTTON_SHAPES).doc("Buttons' corners: rounded (4 px), square or pill.", "rounded"),
+}).doc("The look of the default theme without copying templates: logo, colours, font, buttons.",
+       {"primary": "#b3001b", "button_shape": "rounded"})
+
 _SCHEMA = Obj(
     {
-        "sender": Obj({"name": Str(max_len=200), "address": Str(pattern=EMAILISH, hint="an email address"),
-                       "reply_to": Str(pattern=EMAILISH, hint="an email address")},
-                      required=("name", "address")),
-        "list": Obj({"name": Str(max_len=200),
-                     "id": Str(pattern=LIST_ID, hint="a domain-like id, e.g. news.example.org"),
-                     "unsubscribe_mailto": Str(pattern=EMAILISH, hint="an email address")},
-                    required=("name", "id")),
-        "organisation": Obj({"name": Str(max_len=300), "postal_address": Str(max_len=500, single_line=False),
-                             "website": Url(schemes=("https", "http")), "phone": Str(max_len=200),
-                             "social": ListOf(Obj({"name": Str(max_len=50), "url": Url(schemes=("https", "http"))},
-                                                  required=("name", "url")), max_items=20)},
-                            required=("name", "postal_address")),
-        "site": Obj({"base_url": Url(schemes=("https", "http"))}, required=("base_url",)),
-        "default_language": language_spec,
-        "templates": Str(),
-        "subscribers": Str(),
-        "database": Str(),
-        "build_dir": Str(),
-        "outbox_dir": Str(),
-        "send": Obj({"backend": OneOf(*BACKENDS), "rate": Int(minimum=0, maximum=1_000_000),
-                     "batch_size": Int(minimum=1, maximum=10_000)}),
-        "smtp": Obj({"host": Str(), "port": Int(minimum=1, maximum=65535),
-                     "security": OneOf("starttls", "tls", "none"), "username": Str(),
-                     "timeout": Int(minimum=1, maximum=600), "connections": Int(minimum=1, maximum=32)}),
-        "sendgrid": Obj({"host": Url(schemes=("https", "http")), "timeout": Int(minimum=1, maximum=600),
-                         "webhook_public_key": Str(single_line=False, max_len=2000),
-                         "sandbox": Bool()}),
-        "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000),
-                    "webhook_max_age_seconds": Int(minimum=10, maximum=86_400)}),
+        "sender": Obj({"name": Str(max_len=200).doc("The From name readers see.", "FIDH"),
+                       "address": Str(pattern=EMAILISH, hint="an email address").doc(
+                           "The From address, on a domain you can send from (SPF, DKIM).", "news@example.org"),
+                       "reply_to": Str(pattern=EMAILISH, hint="an email address").doc(
+                           "Where replies go.", "contact@example.org")},
+                      required=("name", "address")).doc("Who the email is from.",
+                                                        {"name": "FIDH", "address": "news@example.org"}),
+        "list": Obj({"name": Str(max_len=200).doc("The list's name (List-Id header, archive).", "FIDH news"),
+                     "id": Str(pattern=LIST_ID, hint="a domain-like id, e.g. news.example.org").doc(
+                         "A domain-like id for List-Id; keep it stable forever.", "news.example.org"),
+                     "unsubscribe_mailto": Str(pattern=EMAILISH, hint="an email address").doc(
+                         "Also offer unsubscribing by email in List-Unsubscribe.", "unsubscribe@example.org")},
+                    required=("name", "id")).doc("The mailing list.", {"name": "FIDH news", "id": "news.example.org"}),
+        "organisation": Obj({"name": Str(max_len=300).doc("Who sends it, printed in every footer.", "FIDH"),
+                             "postal_address": Str(max_len=500, single_line=False).doc(
+                                 "The postal address the law requires in every email.", "17 Passage de la Main d'Or, "
+                                 "75011 Paris, France"),
+                             "website": _URL.doc("Linked in the footer.", "https://example.org/"),
+                             "phone": Str(max_len=200).doc("Printed under the address.", "+33 1 43 55 25 18"),
+                             "social": ListOf(Obj({"name": Str(max_len=50).doc("The network's name.", "Mastodon"),
+                                                   "url": _URL.doc("Your page there.", "https://example.org/@you")},
+                                                  required=("name", "url")), max_items=20).doc(
+                                 "\"Follow us\" links in the footer.", [{"name": "Mastodon",
+                                                                        "url": "https://example.org/@you"}])},
+                            required=("name", "postal_address")).doc(
+            "The organisation behind the newsletter.", {"name": "FIDH", "postal_address": "17 Passage, Paris"}),
+        "site": Obj({"base_url": _URL.doc("Where the archive is published and `serve` answers (https).",
+                                          "https://news.example.org")},
+                    required=("base_url",)).doc("The web site.", {"base_url": "https://news.example.org"}),
+        "default_language": language_spec.doc("The theme's language when an issue names none: a BCP 47 tag.", "en"),
+        "templates": Str().doc("Folder of template overrides.", "templates"),
+        "subscribers": Str().doc("The subscriber CSV.", "subscribers.csv"),
+        "database": Str().doc("The state: a SQLite file, or a postgresql:// URL without its password.",
+                              ".newsletter/state.db", "postgresql://newsletter@db.example.org/news"),
+        "build_dir": Str().doc("Where builds go.", "build"),
+        "outbox_dir": Str().doc("Where the outbox backend writes .eml files.", "outbox"),
+        "send": Obj({"backend": OneOf(*BACKENDS).doc("outbox, smtp or sendgrid.", "outbox"),
+                     "rate": Int(minimum=0, maximum=1_000_000).doc("Messages per second at most; 0: no cap.", 0),
+                     "batch_size": Int(minimum=1, maximum=10_000).doc("Readers handed to the backend at a time.",
+                                                                      500)}).doc(
+            "How `send` sends.", {"backend": "outbox"}),
+        "smtp": Obj({"host": Str().doc("The mail server.", "smtp.example.org"),
+                     "port": Int(minimum=1, maximum=65535).doc("587 for starttls, 465 for tls.", 587),
+                     "security": OneOf("starttls", "tls", "none").doc("starttls, tls or none.", "starttls"),
+                     "username": Str().doc("The password comes from NEWSLETTER_SMTP_PASSWORD.", "newsletter"),
+                     "timeout": Int(minimum=1, maximum=600).doc("Seconds to wait for the server.", 30),
+                     "connections": Int(minimum=1, maximum=32).doc("Parallel connections.", 1)}).doc(
+            "The smtp backend.", {"host": "smtp.example.org", "port": 587}),
+        "sendgrid": Obj({"host": _URL.doc("The API address.", "https://api.sendgrid.com"),
+                         "timeout": Int(minimum=1, maximum=600).doc("Seconds to wait per request.", 30),
+                         "webhook_public_key": Str(single_line=False, max_len=2000).doc(
+                             "SendGrid's event webhook verification key.", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."),
+                         "sandbox": Bool().doc("true: SendGrid validates but delivers nothing.", False),
+                         "sync_suppressions": Bool().doc(
+                             "Pull SendGrid's suppression lists before every send (`suppressions sync`).", True)}).doc(
+            "The sendgrid backend (the key comes from SENDGRID_API_KEY).", {"timeout": 30}),
+        "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000).doc("Largest request body.", 1_000_000),
+                    "webhook_max_age_seconds": Int(minimum=10, maximum=86_400).doc(
+                        "Oldest webhook timestamp accepted.", 600)}).doc(
+            "`newsletter serve`.", {"max_body_bytes": 1_000_000}),
+        "bounces": Obj({"address": Str(pattern=EMAILISH, hint="an email address").doc(
+                            "Envelope sender for bounces: each message gets bounces+<token>@... (VERP), naming "
+                            "issue and reader for `newsletter bounces`.", "bounces@example.org"),
+                        "soft_limit": Int(minimum=1, maximum=1000).doc(
+                            "Soft bounces (4.x.x, mailbox full) before an address is suppressed.", 3),
+                        "soft_issues": Int(minimum=1, maximum=1000).doc(
+                            "...and across at least this many different issues.", 2)}).doc(
+            "Bounce processing (`newsletter bounces`).", {"address": "bounces@example.org"}),
+        "theme": _THEME,
     },
     required=("sender", "list", "organisation", "site"),
 )
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of newsletter.toml, from the very specs `load_config` checks with."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://newsletter.invalid/schema/config.json",
+            "title": "newsletter.toml",
+            "description": "A newsletter project's settings; see `newsletter schema config`.",
+            **_SCHEMA.json_schema()}
+
+
+@dataclass(frozen=True)
+class Theme:
+    """The default theme's brand settings (`[theme]`). One small value so that per-list
+    settings (issue 12) can hand each list its own."""
+
+    logo: str | None = None
+    logo_alt: str | None = None
+    primary: str = "#b3001b"
+    accent: str = "#b3001b"
+    text: str = "#1f2328"
+    font: str = "Helvetica, Arial, sans-serif"
+    button_shape: str = "rounded"
+
+    @property
+    def button_radius(self) -> str:
+        return {"square": "0", "pill": "999px"}.get(self.button_shape, "4px")
+
+    @property
+    def primary_dark(self) -> str:
+        """The masthead's background in dark mode: the primary colour, darker."""
+        return mix(self.primary, "#000000", 0.32)
+
+    @property
+    def accent_dark(self) -> str:
+        """Links in dark mode: the accent colour lightened until it reads on #1c1c1e."""
+        return readable_on(self.accent, "#1c1c1e")
+
+
+def _channel(c: str) -> float:
+    v = int(c, 16) / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def luminance(colour: str) -> float:
+    """WCAG relative luminance of #rrggbb."""
+    r, g, b = (_channel(colour[i:i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def mix(a: str, b: str, share_of_b: float) -> str:
+    """`a` moved `share_of_b` of the way towards `b`."""
+    parts = [round(int(a[i:i + 2], 16) * (1 - share_of_b) + int(b[i:i + 2], 16) * share_of_b) for i in (1, 3, 5)]
+    return "#" + "".join(f"{p:02x}" for p in parts)
+
+
+def readable_on(colour: str, background: str, ratio: float = 4.5) -> str:
+    """`colour` mixed with white (or black) in small steps until it reaches `ratio` on `background`."""
+    towards = "#ffffff" if luminance(background) < 0.5 else "#000000"
+    for step in range(21):
+        candidate = mix(colour, towards, step / 20)
+        if contrast(candidate, background) >= ratio:
+            return candidate
+    return towards
 
 
 @dataclass(frozen=True)
@@ -90,6 +222,8 @@ class Config:
     smtp: dict[str, Any] = field(default_factory=dict)
     sendgrid: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
+    theme: Theme = field(default_factory=Theme)
+    bounces: dict[str, Any] = field(default_factory=dict)  # [bounces]: address, soft_limit, soft_issues
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
     database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
 
@@ -174,6 +308,9 @@ def load_config(path: Path | None = None) -> Config:
         smtp={k: x for k, x in (v["smtp"] or {}).items() if x is not None},
         sendgrid={k: x for k, x in (v["sendgrid"] or {}).items() if x is not None},
         web={k: x for k, x in (v["web"] or {}).items() if x is not None},
+        theme=Theme(**{k: x.lower() if k in ("primary", "accent", "text") else x
+                       for k, x in (v["theme"] or {}).items() if x is not None}),
+        bounces={k: x for k, x in (v["bounces"] or {}).items() if x is not None},
     )
 
 

@@ -1,4 +1,5 @@
-"""Errors the library raises; only the CLI turns them into exit codes and messages.
+"""Errors the library raises; only the CLI turns them into exit codes and messages
+(`newsletter.cli.LazyGroup.invoke`, the one place that does).
 
 A user's mistake is reported as one or more `Problem`s, each naming the file, the line
 and the field, so the editor can jump straight to it. All problems found in one pass are
@@ -52,3 +53,12 @@ class SendError(NewsletterError):
 
 class BackendError(NewsletterError):
     """A backend could not be built or could not hand messages off; carries the remote answer."""
+
+
+class MissingSecret(NewsletterError):
+    """A required secret is not set or too weak (the message names the variable, never a value)."""
+
+
+class CheckFailed(NewsletterError):
+    """`newsletter check` (or `translations check --strict`) found errors; its findings are already
+    printed, this is the summary."""

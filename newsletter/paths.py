@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 
@@ -12,3 +13,19 @@ def display(path: Path | str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
+
+
+def staging_dir(parent: Path, prefix: str) -> Path:
+    """A new, uniquely named folder in `parent` to fill and then rename into place.
+
+    Unlike tempfile.mkdtemp (always mode 0700, since it is meant for private scratch space)
+    it gets the mode any folder gets here (0777 less the umask): what it becomes is the
+    build, the archive or a project, which others (a web server, a colleague) must read."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free name for a staging folder in {parent}")

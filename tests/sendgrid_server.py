@@ -57,6 +57,15 @@ FORBIDDEN_HEADERS = frozenset(h.lower() for h in (
     "To", "From", "Subject", "Reply-To", "CC", "BCC"))
 
 Record = Literal["full", "emails", "count"]
+#: SendGrid's suppression lists (GET /v3/suppression/<name>) and the fields of their entries.
+SUPPRESSION_LISTS = {
+    "bounces": ("created", "email", "reason", "status"),
+    "blocks": ("created", "email", "reason", "status"),
+    "spam_reports": ("created", "email", "ip"),
+    "invalid_emails": ("created", "email", "reason"),
+    "unsubscribes": ("created", "email"),
+}
+SUPPRESSION_PAGE_MAX = 500
 
 
 # --------------------------------------------------------------------------- validation
@@ -329,6 +338,10 @@ class SendGridServer:
         self.sandboxed_count = 0
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self.suppression_lists: dict[str, list[dict[str, Any]]] = {}
+        self.suppression_requests: list[tuple[str, dict[str, int]]] = []
+        self.scopes = set(SUPPRESSION_LISTS)  # lists the key may read (others: 403)
+        self.suppression_faults: list[Fault] = []  # scripted answers to the next suppression GETs
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self.tls = tls
@@ -369,6 +382,17 @@ class SendGridServer:
         """Queue faults: each applies to one upcoming request, in order."""
         with self._lock:
             self._faults.extend(faults)
+
+    def add_suppressions(self, name: str, entries: Iterable[dict[str, Any]]) -> None:
+        """Put entries on one of SendGrid's suppression lists, checking they have its fields."""
+        fields = SUPPRESSION_LISTS[name]
+        rows = []
+        for e in entries:
+            if set(e) - set(fields) or not {"created", "email"} <= set(e) or not isinstance(e["created"], int):
+                raise ValueError(f"a {name} entry has exactly {fields} (created: unix seconds): {e}")
+            rows.append(dict(e))
+        with self._lock:
+            self.suppression_lists.setdefault(name, []).extend(rows)
 
     @property
     def pending_faults(self) -> int:
@@ -493,7 +517,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._read_body()
+        path, _, query = self.path.partition("?")
+        if path.startswith("/v3/suppression/"):
+            return self._suppressions(path[len("/v3/suppression/"):].rstrip("/"), query)
         self._refuse(405 if self.path.rstrip("/") == "/v3/mail/send" else 404)
+
+    def _suppressions(self, name: str, query: str) -> None:
+        """GET /v3/suppression/{bounces,blocks,spam_reports,invalid_emails,unsubscribes}: the
+        published query parameters (start_time, end_time: unix seconds, inclusive; limit,
+        offset), newest first, a JSON array of entries; 401 without the right key."""
+        from urllib.parse import parse_qs
+
+        if name not in SUPPRESSION_LISTS:
+            return self._refuse(404)
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not secrets.compare_digest(auth[7:].encode(), self.sg.api_key.encode()):
+            return self._refuse(401, "authorization required" if not auth else
+                                "The provided authorization grant is invalid, expired, or revoked")
+        if name not in self.sg.scopes:
+            return self._refuse(403, "access forbidden")
+        params: dict[str, int] = {}
+        for key, values in parse_qs(query, keep_blank_values=True).items():
+            if key not in ("start_time", "end_time", "limit", "offset"):
+                continue
+            try:
+                params[key] = int(values[-1])
+            except ValueError:
+                return self._refuse(400, f"{key} must be an integer", key)
+        limit = params.get("limit", SUPPRESSION_PAGE_MAX)
+        if not 1 <= limit <= SUPPRESSION_PAGE_MAX or params.get("offset", 0) < 0:
+            return self._refuse(400, f"limit must be 1 to {SUPPRESSION_PAGE_MAX}, offset 0 or more", "limit")
+        with self.sg._lock:  # their own script: faults for mail/send stay where the test put them
+            fault = self.sg.suppression_faults.pop(0) if self.sg.suppression_faults else None
+        if fault is not None and fault.status is not None:
+            return self._scripted_status(fault)
+        with self.sg._lock:
+            self.sg.suppression_requests.append((name, dict(params)))
+            entries = [e for e in self.sg.suppression_lists.get(name, [])
+                       if params.get("start_time", 0) <= e["created"] <= params.get("end_time", 2**62)]
+        entries.sort(key=lambda e: (-e["created"], e["email"]))
+        offset = params.get("offset", 0)
+        self._answer(200, entries[offset:offset + limit])  # type: ignore[arg-type]
 
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")

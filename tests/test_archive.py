@@ -80,3 +80,49 @@ def test_archive_writes_nothing_when_an_issue_is_broken(project: Path) -> None:
     assert lines and all(line.startswith("issues/2014-01-01-broken.yaml:") for line in lines), r.stderr
     assert "Traceback" not in r.stderr
     assert not (project / "build" / "archive").exists()
+
+
+def test_issues_dated_in_the_future_wait_unless_include_future(project: Path) -> None:
+    import datetime as dt
+
+    later = dt.date.today() + dt.timedelta(days=30)
+    slug = f"{later.isoformat()}-scheduled"
+    (project / "issues" / f"{slug}.yaml").write_text(
+        f"subject: Not yet\ndate: {later.isoformat()}\nblocks:\n  - type: section\n    body: Soon.\n")
+    r = run(["archive"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert f"skipped  {later.isoformat()}  {slug}: dated in the future (--include-future to publish it)" in r.stdout
+    site = project / "build" / "archive"
+    assert not (site / "issues" / slug).exists()
+    assert f"issues/{slug}/index.html" not in links_of(site / "index.html")
+    assert slug not in (site / "feed.xml").read_text()
+    r = run(["archive", "--include-future"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert (site / "issues" / slug / "index.html").exists() and "skipped" not in r.stdout
+    assert f"issues/{slug}/index.html" in links_of(site / "index.html")
+
+
+def test_the_archive_writes_dates_as_the_email_does(project: Path) -> None:
+    """One date style per language: the index's date of each issue is the email's own rendering
+    of it (Babel's "d MMMM y"), in English and in French."""
+    from babel.dates import format_date
+
+    from newsletter.compose.build import build_issue
+
+    (project / "issues" / "2026-12-07-en.yaml").write_text(
+        "subject: English\ndate: 2026-12-07\nlanguage: en\nblocks:\n  - type: headline\n    title: T\n"
+        "    date: 2026-12-07\n    body: Hi.\n")
+    (project / "issues" / "2026-12-07-fr.yaml").write_text(
+        "subject: Français\ndate: 2026-12-07\nlanguage: fr\nblocks:\n  - type: headline\n    title: T\n"
+        "    date: 2026-12-07\n    body: Salut.\n")
+    r = run(["archive", "--include-future"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    index = (project / "build" / "archive" / "index.html").read_text()
+    config = load_config(project / "newsletter.toml")
+    day = __import__("datetime").date(2026, 12, 7)
+    for language, want in (("en", "7 December 2026"), ("fr", "7 décembre 2026")):
+        assert want == format_date(day, format="d MMMM y", locale=language)
+        assert f'<time datetime="2026-12-07">{want}</time>' in index
+        email = build_issue(project / "issues" / f"2026-12-07-{language}.yaml", config, write=False).rendered.html
+        assert want in email
+    assert "December 7, 2026" not in index

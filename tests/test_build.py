@@ -30,6 +30,11 @@ EXAMPLES = {
 SEED_EXCEPTIONS = {
     # the organisation's name comes from newsletter.toml, where it is spelled correctly
     "fidh- international fedération for human rights",
+    # the seed's alt texts were file names; the example describes the pictures instead (issue 15)
+    "mayor of paris&son of ales bialiatski",
+    "ales cake ales-cake-hague",
+    "ales bialiatski _mg_0633 ales bialiatski _mg_0667",
+    "bialiatski-birthday wishes",
 }
 GMAIL_CLIP = 102 * 1024
 
@@ -89,8 +94,8 @@ def test_seed_000_structure(examples: Path) -> None:
     captions = [_norm(a.text_content()) for a in doc.cssselect(".nl-caption a")]
     assert len(captions) == 8 and captions[1] == "artak kirakosyan, secrétaire général de la fidh (arménie)"
     tiles = doc.cssselect("td.nl-play-cell")
-    assert len(tiles) == 8 and all(t.get("aria-label") for t in tiles)
-    assert all(t.cssselect(".nl-play") for t in tiles), "every thumbnail has a play button over it"
+    assert len(tiles) == 8 and all(t.cssselect(".nl-play[aria-label]") for t in tiles), "a play button over each"
+    assert all(t.cssselect("a.nl-play-link[href]") for t in tiles), "the link is inside the tile, not around a table"
     authors = [_norm(s.text_content()) for s in doc.cssselect(".nl-cite strong")]
     assert authors == ["bertrand delanoë", "jerzy buzek", "french ministry of foreign affairs",
                        "polish ministry of foreign affairs"]
@@ -104,7 +109,7 @@ def test_seed_000_structure(examples: Path) -> None:
 
 def test_seed_001_teasers(examples: Path) -> None:
     doc = lxml.html.fromstring((examples / "build/2013-12-10-solidarity-with-ales-bialiatski/email.html").read_text())
-    titles = [_norm(h.text_content()) for h in doc.cssselect("h3.nl-h3")]
+    titles = [_norm(h.text_content()) for h in doc.cssselect(".nl-h3")]
     assert len(titles) == 10 and titles[0] == "ales bialiatski becomes an honorary citizen of paris"
     more = [a for a in doc.cssselect(".nl-more a") if _norm(a.text_content()).startswith("read more")]
     assert len(more) == 10
@@ -168,7 +173,7 @@ def test_dark_mode_rules_can_win(examples: Path, slug: str) -> None:
     styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", page, flags=re.S))
     dark = styles[styles.index("@media (prefers-color-scheme: dark)"):]
     assert "background-color: #1c1c1e !important" in dark
-    assert "@media only screen and (max-width: 479px)" in styles
+    assert "@media only screen and (max-width: 519px)" in styles
     inline = re.findall(r'style="([^"]*)"', page)
     assert not [s for s in inline if re.search(r"(^|;)\s*(background-)?color:[^;]*!important", s)]
 
@@ -420,67 +425,16 @@ def test_building_fetches_nothing(project: Path, monkeypatch: pytest.MonkeyPatch
         assert (built.out_dir / "email.html").stat().st_size > 10_000
 
 
-def test_premailer_is_imported_without_requests_and_leaves_no_trace(project: Path) -> None:
-    """The build skips importing `requests` (premailer only needs it to fetch, which it may not),
-    and a later `import requests` in the same process still gets the real library."""
+def test_an_english_build_does_not_load_babel(project: Path) -> None:
+    """i18n writes English and French dates from its own table (checked against Babel), so the
+    build does not pay for importing Babel."""
     import subprocess
     import sys
 
     code = ("import sys; from pathlib import Path; from newsletter.compose.build import build_issue; "
             "from newsletter.config import load_config; "
             f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
-            "write=False); print('requests' in sys.modules); import requests; print(callable(requests.get))")
+            "write=False); print('babel' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["False", "True"]
-
-
-def test_build_loads_neither_babel_nor_urllib_request_and_both_still_work(project: Path) -> None:
-    """An English build needs no Babel and no HTTP client (issue 6: ~40 ms of imports); after
-    it, the modules handed to cssutils as stand-ins (render._FETCH_ONLY) work as the real ones."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from pathlib import Path; from newsletter.compose.build import build_issue; "
-            "from newsletter.config import load_config; "
-            f"build_issue(Path('issues/{next(iter(EXAMPLES))}.yaml'), load_config(Path('newsletter.toml')), "
-            "write=False); "
-            "print(sorted(m for m in ('babel', 'http.client', 'ssl', 'importlib.metadata', 'encutils', "
-            "'email.message', 'socket') if m in sys.modules)); "
-            "import cssutils.helper; print(cssutils.helper.urllib.request.pathname2url('/a b')); "
-            "import cssutils._fetch; print(cssutils._fetch._get_version()[0].isdigit(), "
-            "callable(cssutils._fetch.encutils.getHTTPInfo)); "
-            "from email.message import EmailMessage; import email.message; print(email.message.EmailMessage is "
-            "EmailMessage, type(sys.modules['email.message']).__name__); "
-            "from urllib.request import Request; import urllib.request; "
-            "print(urllib.request.Request is Request, type(sys.modules['urllib.request']).__name__)")
-    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["[]", "/a%20b", "True True", "True module", "True module"]
-
-
-def test_premailer_import_shortcut_falls_back_to_the_ordinary_import() -> None:
-    """If a premailer/cssutils release needed `requests` at import time, the build must not break."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent('''
-        import builtins, sys, types
-        import newsletter.compose.render as r
-        real, hits = builtins.__import__, []
-        def fake(name, *a, **k):
-            req = sys.modules.get("requests")
-            if name == "cssutils" and not hits and req is not None and not hasattr(req, "Session"):
-                hits.append(name)
-                raise ImportError("simulated: needs requests at import time")
-            return real(name, *a, **k)
-        builtins.__import__ = fake
-        P = r._import_premailer()
-        builtins.__import__ = real
-        assert hits == ["cssutils"], hits
-        assert P.__name__ == "Premailer" and hasattr(sys.modules["requests"], "Session")
-        print("ok")
-    ''')
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    assert r.stdout.split() == ["False"]

@@ -2,7 +2,8 @@
 
 Each fixture in tests/fixtures/check/ is an issue whose `# expect:` comment lines are the
 exact output (`# expect-re:` where a figure depends on the theme, such as a size in KB);
-`<name>.templates/`, when present, is that project's templates folder.
+`<name>.templates/`, when present, is that project's templates folder, and `<name>.toml` its
+newsletter.toml.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from tests.conftest import REPO, run
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
 RULES = {"size", "subject", "preheader", "img-alt", "img-width", "url-relative", "url-http", "url-localhost",
-         "example-domain", "unsubscribe", "postal-address", "mjml", "css"}
+         "example-domain", "unsubscribe", "postal-address", "mjml", "css", "img-alt-filename", "contrast"}
 
 
 def fixture_project(tmp_path: Path, name: str) -> Path:
     root = tmp_path / name
     (root / "issues").mkdir(parents=True)
-    shutil.copy(FIXTURES / "newsletter.toml", root / "newsletter.toml")
+    own = FIXTURES / f"{name}.toml"  # a fixture about the config brings its own
+    shutil.copy(own if own.exists() else FIXTURES / "newsletter.toml", root / "newsletter.toml")
     shutil.copy(FIXTURES / f"{name}.yaml", root / "issues" / f"{name}.yaml")
     if (FIXTURES / f"{name}.templates").is_dir():
         shutil.copytree(FIXTURES / f"{name}.templates", root / "templates")
@@ -126,3 +128,16 @@ def test_mjml_validation_children_and_values() -> None:
 def test_finding_format() -> None:
     assert str(Finding("issues/a.yaml", 3, "error", "bad", "url")) == "issues/a.yaml:3: error: bad [url]"
     assert str(Finding("issues/a.yaml", None, "warning", "meh")) == "issues/a.yaml: warning: meh"
+
+
+def test_images_keep_their_pixel_width_through_css_inlining(project: Path) -> None:
+    """premailer used to copy each image's fluid CSS (width:100%) over MRML's width="552", which
+    Outlook desktop reads as "natural size"; every image of the examples keeps its pixel width."""
+    import lxml.html
+
+    config = load_config(project / "newsletter.toml")
+    for issue in sorted((project / "issues").glob("*.yaml")):
+        built = build_issue(issue, config, write=False)
+        widths = [img.get("width") for img in lxml.html.document_fromstring(built.rendered.html).iter("img")]
+        assert widths and all(w and w.isdigit() and 0 < int(w) <= 600 for w in widths), (issue.name, widths)
+        assert [f for f in lint(built) if f.rule == "img-width"] == []

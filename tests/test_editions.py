@@ -66,6 +66,20 @@ def test_build_writes_every_edition_with_hreflang(fidh: Path) -> None:
     assert not [p for p in other.iterdir() if p.is_dir()] and "hreflang" not in (other / "web.html").read_text()
 
 
+def test_a_folder_stands_for_each_issue_once_with_its_editions(fidh: Path) -> None:
+    """`issues/` holding an issue and its edition is one issue (with the edition), not two."""
+    build = run(["build", "issues/"], cwd=fidh)
+    assert build.returncode == 0, build.stderr
+    assert build.stdout.count(f"edition    fr: build/{FIDH}/fr/") == 1, build.stdout
+    overview = run(["status"], cwd=fidh)
+    assert overview.returncode == 0, overview.stderr
+    assert overview.stdout.count(FIDH) == 1 and FR_SUBJECT not in overview.stdout, overview.stdout
+    shutil.move(fidh / "issues" / "2013-12-10-solidarity-with-ales-bialiatski.yaml", fidh)
+    dry = run(["send", "issues/", "--dry-run"], cwd=fidh)  # a send takes one issue: this folder holds one
+    assert dry.returncode == 0, dry.stderr
+    assert "(to send per edition: en 3, fr 1)" in dry.stdout, dry.stdout
+
+
 def test_check_warns_when_an_edition_lacks_a_block(fidh: Path) -> None:
     edition = fidh / "issues" / f"{FIDH}.fr.yaml"
     text = edition.read_text()

@@ -201,5 +201,5 @@ def test_an_arabic_issue_is_right_to_left(project: Path) -> None:
 def test_a_left_to_right_issue_is_unchanged_by_the_rtl_support(project: Path) -> None:
     html, text, _, _ = _build(project, "fr")
     assert '<html lang="fr" dir="ltr"' in html and "direction:rtl" not in html
-    assert "Lire la suite\u00a0\u2192" in html and FSI not in html
+    assert 'Lire la suite<span aria-hidden="true">\u00a0\u2192</span>' in html and FSI not in html
     assert "border-left:4px solid #b3001b" in html

@@ -34,12 +34,56 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
     "malformed-yaml": (
         {"issues/bad.yaml": "subject: Hello\ndate: 2011-11-28\nblocks: [\n  {type: section, body: hi}\n"},
         ["issues/bad.yaml"],
-        ["issues/bad.yaml:5: malformed YAML: expected ',' or ']', but got '<stream end>'"],
+        ["issues/bad.yaml:3: malformed YAML: the [ that opens on this line is never closed with ]"],
     ),
     "tab-indentation": (
         {"issues/bad.yaml": "subject: Hello\ndate: 2011-11-28\nblocks:\n\t- type: section\n"},
         ["issues/bad.yaml"],
-        ["issues/bad.yaml:4: malformed YAML: found character '\\t' that cannot start any token"],
+        ["issues/bad.yaml:4: malformed YAML: tabs are not allowed for indentation; use spaces"],
+    ),
+    "unclosed-quote-at-the-end": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", 'subject: "Hello')},
+        ["issues/bad.yaml"],
+        ['issues/bad.yaml:1: malformed YAML: unclosed quote: the " that opens on this line is never closed'],
+    ),
+    "unclosed-quote-closed-by-a-later-one": (
+        {"issues/bad.yaml": "subject: Hello\npreheader: 'Oops\ndate: 2011-11-28\nblocks:\n  - type: section\n"
+                            "    body: 'Hi'\n"},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:2: malformed YAML: unclosed quote: the ' that opens on this line runs on to line 6; "
+         "close it on its own line"],
+    ),
+    "text-after-a-closing-quote": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", 'subject: "Hello" world')},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: malformed YAML: text after the closing quote: put the whole value in quotes"],
+    ),
+    "missing-colon": (
+        {"issues/bad.yaml": GOOD.replace("date: 2011-11-28", "date 2011-11-28")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:2: malformed YAML: expected `key: value` here: is the ':' after the key missing?"],
+    ),
+    "colon-in-a-value": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", "subject: Breaking: hello")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: malformed YAML: unexpected ':' here: put a value that contains ': ' in quotes, "
+         "or indent this line like the ones above it"],
+    ),
+    "indentation": (
+        {"issues/bad.yaml": GOOD.replace("    body: Hi", "   body: Hi")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:5: malformed YAML: this line's indentation does not match the lines above it"],
+    ),
+    "backslash-in-double-quotes": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", 'subject: "C:\\scans"')},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: malformed YAML: a backslash inside double quotes starts an escape: write \\\\ for a "
+         "backslash, or use single quotes"],
+    ),
+    "value-starting-with-at": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", "subject: @home")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: malformed YAML: a value cannot start with @: put the whole value in quotes"],
     ),
     "unquoted-placeholder": (
         {"issues/bad.yaml": GOOD.replace("subject: Hello", "subject: {{ name }}")},
@@ -49,8 +93,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
     "unquoted-placeholder-then-text": (
         {"issues/bad.yaml": GOOD.replace("body: Hi", "body: {{ name }}, hi")},
         ["issues/bad.yaml"],
-        ["issues/bad.yaml:5: malformed YAML: expected <block end>, but found ',' "
-         '(a value starting with {{ must be in quotes: "{{ name }}, ...")'],
+        ['issues/bad.yaml:5: malformed YAML: a value starting with {{ must be in quotes: "{{ name }}, ..."'],
     ),
     "empty-file": (
         {"issues/bad.yaml": "# nothing yet\n"},

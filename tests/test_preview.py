@@ -126,7 +126,7 @@ def test_preview_follows_the_yaml_and_survives_errors(browser: object, preview_s
         # the terminal said the same: each build, and the error with its file and line
         proc.terminate()
         _, err = proc.communicate(timeout=10)
-        assert "issues/live.yaml:3: malformed YAML" in err
+        assert "issues/live.yaml:1: malformed YAML: unclosed quote" in err  # where the quote opens
         assert "rebuilt  Third subject" in err
         assert "Traceback" not in err
     finally:

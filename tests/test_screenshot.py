@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, run
+from tests.conftest import CHROMIUM, REPO, run
 
 
 @pytest.mark.browser
@@ -35,3 +35,22 @@ def test_screenshot_writes_four_pngs_light_and_dark(project: Path) -> None:
         assert sum(ImageStat.Stat(dark).mean) < sum(ImageStat.Stat(light).mean) * 0.7
     assert not list(shots.glob(".*.tmp"))
 
+
+
+def test_without_playwright_the_error_names_both_ways_to_install_it(project: Path, tmp_path: Path) -> None:
+    """A checkout installed with `pip install -e .` has no Playwright: the one line says how to
+    add the extra from a package index and from a checkout. (Playwright is hidden from this one
+    process by a stand-in package first on its PYTHONPATH that cannot be imported.)"""
+    import os
+
+    hidden = tmp_path / "hide" / "playwright"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'playwright'\")\n")
+    issue = next((project / "issues").glob("*.yaml"))
+    r = run(["screenshot", f"issues/{issue.name}"], cwd=project,
+            env={"PYTHONPATH": os.pathsep.join([str(tmp_path / "hide"), str(REPO)])})
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "screenshots need Playwright, the `screenshot` extra: pip install 'newsletter[screenshot]', "
+        "or in a checkout of newsletter: pip install -e '.[screenshot]'"]
+    assert not (project / "build").exists()

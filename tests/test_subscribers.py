@@ -169,3 +169,73 @@ def test_skip_passes_over_sent_plain_addresses_and_validates_everything_else(tmp
     assert stats.rows == 6 and stats.valid == 3 and stats.done == 2
     assert stats.duplicate_count == 2 and stats.invalid_count == 1
     assert all(isinstance(r, Done) for r in rows[:2])
+
+
+def _corpus() -> list[str]:
+    """Addresses of every shape the memoised path must agree with email-validator on."""
+    import random
+
+    import email_validator.rfc_constants as rfc
+
+    fixed = [
+        "ada@example.org", "  Ada@Example.ORG ", "a.b-c+d_e!#$%&'*/=?^`{|}~@example.org", "ada@bücher.example",
+        "ada@xn--bcher-kva.example", "Info@Example.org", "POSTMASTER@example.org", "ada@[192.0.2.1]",
+        "ada@localhost", "ada@example", "ada@ex ample.org", "ada@-example.org", "ada@example..org",
+        ".ada@example.org", "ada.@example.org", "a..da@example.org", '"ada lovelace"@example.org',
+        '"ada"@example.org', "Ada <ada@example.org>", "adá@example.org", "@example.org", "ada@",
+        "ada", "ada@@example.org", "ada@example.org.", "ada@exa_mple.org", "ada@example.invalid",
+        "ada@test", "ada@a.b", "ada@" + "a" * 64 + ".org", "x" * 64 + "@example.org", "x" * 65 + "@example.org",
+        "x" * 240 + "@example.org", "x" * 242 + "@example.org", "a@" + ".".join(["b" * 62] * 4),
+        "ada@" + "ü" * 60 + ".example", "x" * 180 + "@" + "ü" * 30 + ".example",
+        "ada@EXAMPLE.ORG", "ada@例え.テスト", "ada@例え.jp", "ada@ｅｘａｍｐｌｅ.org", "ada@example.org\u200b",
+    ]
+    fixed += [f"{name}@example.org" for name in rfc.CASE_INSENSITIVE_MAILBOX_NAMES]
+    fixed += [f"{name.upper()}@example.org" for name in rfc.CASE_INSENSITIVE_MAILBOX_NAMES]
+    rnd = random.Random(11)
+    alphabet = "abcAB9.-_+@\"ü é<>[]!~" + "x" * 10
+    fixed += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 30))) for _ in range(3000)]
+    domains = ["Example.org", "bü.example", "b..c", "x" * 70 + ".org"]
+    fixed += [f"{rnd.choice(['a', 'Ab.c', 'd-e'])}@{rnd.choice(domains)}" for _ in range(300)]
+    return fixed
+
+
+def test_normalise_address_agrees_with_email_validator_on_every_shape() -> None:
+    """The per-domain memo (_domain_forms) is ours and must change nothing: the same result,
+    or the same refusal in email-validator's own words, for every address."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from newsletter.audience.subscribers import normalise_address
+
+    def reference(address: str) -> str:
+        try:
+            r = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+        except EmailNotValidError as e:
+            return f"refused: {e}"
+        return r.ascii_email or r.normalized
+
+    def ours(address: str) -> str:
+        try:
+            return normalise_address(address)
+        except ValueError as e:
+            return f"refused: {e}"
+
+    corpus = _corpus()
+    for _ in range(2):  # the second pass answers from the memo
+        assert [ours(a) for a in corpus] == [reference(a) for a in corpus]
+    outcomes = [reference(a).startswith("refused") for a in corpus]
+    assert 100 < outcomes.count(False) and 100 < outcomes.count(True)  # both kinds really exercised
+
+
+def test_the_memo_is_ours_and_email_validator_is_untouched() -> None:
+    import importlib
+
+    import email_validator.syntax
+
+    from newsletter.audience import subscribers
+
+    ev = importlib.import_module("email_validator.validate_email")  # the package's attribute is the function
+
+    subscribers.normalise_address("ada@memo.example.org")
+    subscribers.normalise_address("bob@memo.example.org")
+    assert subscribers._domain_forms.cache_info().hits >= 1
+    assert ev.validate_email_domain_name is email_validator.syntax.validate_email_domain_name

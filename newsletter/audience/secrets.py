@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from newsletter.errors import MissingSecret
+
 SECRET_VAR = "NEWSLETTER_SECRET"
 OLD_SECRETS_VAR = "NEWSLETTER_OLD_SECRETS"
 SMTP_PASSWORD_VAR = "NEWSLETTER_SMTP_PASSWORD"
@@ -32,10 +34,6 @@ class SigningKeys:
     @property
     def all(self) -> tuple[bytes, ...]:
         return (self.current, *self.old)
-
-
-class MissingSecret(Exception):
-    """A required secret is not set (the message names the variable, never a value)."""
 
 
 def signing_keys(*, allow_development: bool = False) -> SigningKeys:

@@ -190,7 +190,27 @@ def apply_events(store: Store, events: list[dict[str, Any]]) -> Applied:
         for issue, email, delivery in p.deliveries:
             rank = DELIVERY_RANK[delivery]
             moved += store.record_delivery(issue, email, delivery, [k for k, r in DELIVERY_RANK.items() if r < rank])
+        store.settle_uncertain(settlements(events))
     return Applied(events=len(events), suppressed=suppressed, deliveries=moved, ignored=p.ignored)
+
+
+#: Events proving SendGrid took the request (processed, delivered, deferred) or took it and
+#: failed (bounce, dropped): a reader left `uncertain` by a request whose answer never came
+#: is settled by them, so `--resend-uncertain` resends only those still unknown.
+SETTLES = {"processed": "sent", "delivered": "sent", "deferred": "sent", "bounce": "failed", "dropped": "failed"}
+
+
+def settlements(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(issue, email key, sent|failed, why) for each event that settles an uncertain reader."""
+    out = []
+    for ev in events:
+        status = SETTLES.get(_text(ev.get("event")))
+        issue, email = _text(ev.get(ISSUE_ARG)), email_key(_text(ev.get("email")))
+        if status and issue and "@" in email:
+            why = f"settled by SendGrid's {_text(ev.get('event'))} event"
+            reason = _text(ev.get("reason"))[:300]
+            out.append((issue, email, status, f"{why}: {reason}" if reason and status == "failed" else why))
+    return out
 
 
 def _text(value: Any) -> str:

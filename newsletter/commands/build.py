@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
 from newsletter.compose.build import build_many, summary
 from newsletter.errors import InputError, Problem
 from newsletter.paths import display
 
 
 @click.command("build")
-@click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@issues_argument
 @config_option
-@reports_errors
 def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
     """Build ISSUES (files, or folders of .yaml files) into build/<issue>/: email.html,
     email.txt and web.html.
@@ -30,7 +29,7 @@ def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
         newsletter build issues/2011-11-28-free-ales-bialiatski.yaml
         newsletter build issues/
     """
-    issues = _expand(issues)
+    issues = issue_files(issues)
     try:
         config = get_config(config_path, near=issues[0])
     except InputError as e:
@@ -40,18 +39,6 @@ def build_command(issues: tuple[Path, ...], config_path: Path | None) -> None:
             click.echo()
         for line in summary(built):
             click.echo(line)
-
-
-def _expand(paths: tuple[Path, ...]) -> tuple[Path, ...]:
-    """A folder stands for the issues in it (*.yaml, *.yml, in name order, which is date order)."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            out.extend(found or [path])  # an empty folder: reported as "is a directory"
-        else:
-            out.append(path)
-    return tuple(out)
 
 
 def _issue_problems(issues: tuple[Path, ...]) -> list[Problem]:

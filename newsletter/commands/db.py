@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 
 
 @click.group("db")
@@ -25,7 +25,6 @@ def db_command() -> None:
 
 @db_command.command("migrate")
 @config_option
-@reports_errors
 def migrate_command(config_path: Path | None) -> None:
     """Bring the database's schema up to date (every command also does this on first use).
 
@@ -47,7 +46,6 @@ def migrate_command(config_path: Path | None) -> None:
 @db_command.command("copy")
 @click.argument("src")
 @click.argument("dst")
-@reports_errors
 def copy_command(src: str, dst: str) -> None:
     """Copy all state from SRC to DST (each a SQLite path or a postgresql:// URL).
 

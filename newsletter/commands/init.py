@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import reports_errors
 from newsletter.editor.scaffold import init_project
 from newsletter.paths import display
 
@@ -21,7 +20,6 @@ from newsletter.paths import display
 @click.option("--address", "postal_address", help="Your postal address, printed in every footer (the law requires it).")
 @click.option("--language", default="en", show_default=True,
               help="Language of the theme's fixed strings: a BCP 47 tag (built in: en, ar, be, de, es, fr, ru).")
-@reports_errors
 def init_command(directory: Path, name: str, sender: str, base_url: str | None, website: str | None,
                  postal_address: str | None, language: str) -> None:
     """Create a new newsletter project in DIRECTORY: newsletter.toml (every key explained),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.editor.preview import serve
 
 
@@ -17,7 +17,6 @@ from newsletter.editor.preview import serve
 @click.option("--as", "as_email", metavar="EMAIL",
               help="Fill in the fields of this subscriber (default: the first row of the subscriber file).")
 @config_option
-@reports_errors
 def preview_command(issue: Path, port: int, as_email: str | None, config_path: Path | None) -> None:
     """Preview ISSUE at http://127.0.0.1:8000/: desktop, phone and text views, subject and
     preheader as an inbox lists them, one subscriber's fields filled in.

@@ -6,18 +6,17 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
 from newsletter.compose.build import build_issue
 from newsletter.editor.screenshot import shots_dir, take_screenshots
 from newsletter.paths import display
 
 
 @click.command("screenshot")
-@click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@issues_argument
 @click.option("--chromium", type=click.Path(dir_okay=False),
               help="Chromium to drive (default: $NEWSLETTER_CHROMIUM, else /usr/bin/chromium).")
 @config_option
-@reports_errors
 def screenshot_command(issues: tuple[Path, ...], chromium: str | None, config_path: Path | None) -> None:
     """PNG screenshots of ISSUES: build/<issue>/shots/{desktop,mobile,desktop-dark,mobile-dark}.png.
 
@@ -28,6 +27,7 @@ def screenshot_command(issues: tuple[Path, ...], chromium: str | None, config_pa
     Example:
         newsletter screenshot issues/2011-11-28-free-ales-bialiatski.yaml
     """
+    issues = issue_files(issues)
     config = get_config(config_path, near=issues[0])
     for path in issues:
         built = build_issue(path, config, write=False)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config, issue_files, issues_argument, took
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
 from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
@@ -26,7 +26,7 @@ SHOW_ROWS = 20
 
 
 @click.command("send")
-@click.argument("issue", type=click.Path(path_type=Path))
+@issues_argument
 @click.option("--dry-run", is_flag=True, help="Show who would get it and write sample .eml files; send nothing.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test message to ADDR (subject prefixed [TEST]).")
 @click.option("--backend", type=click.Choice(BACKENDS), help="outbox, smtp or sendgrid (default: from config).")
@@ -38,11 +38,13 @@ SHOW_ROWS = 20
               help="Also resend to readers whose earlier hand-off had an unknown outcome.")
 @click.option("--force", is_flag=True, help="Send even though `newsletter check` reports errors.")
 @config_option
-@reports_errors
-def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
-                 rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
+def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, backend: str | None,
+                 subscribers: Path | None, rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
                  config_path: Path | None) -> None:
     """Send ISSUE to the subscribers, resumably: a rerun sends only to who has not had it.
+
+    ISSUES are files or folders, as for `build`: a --dry-run or a --to test covers each of
+    them in turn; a send to the list takes exactly one issue.
 
     A kill at any moment is safe: run the same command again. Readers whose hand-off was
     interrupted mid-way are marked `uncertain` (see `newsletter status`) and resent only
@@ -54,7 +56,21 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --dry-run
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
+        newsletter send issues/ --dry-run
     """
+    paths = issue_files(issues)
+    if len(paths) > 1 and not (dry_run or to):
+        raise SendError(f"a send to the list takes one issue, not {len(paths)} "
+                        f"({', '.join(display(p) for p in paths[:3])}{', …' if len(paths) > 3 else ''}); "
+                        "--dry-run and --to take several")
+    for i, issue in enumerate(paths):
+        if i:
+            click.echo()
+        _send(issue, dry_run, to, backend, subscribers, rate, yes, resend_uncertain, force, config_path)
+
+
+def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
+          rate: float | None, yes: bool, resend_uncertain: bool, force: bool, config_path: Path | None) -> None:
     from newsletter.deliver.backends import get_backend
     from newsletter.store import open_store, store_exists
 
@@ -78,9 +94,11 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
         _print_plan(plan)
         samples = write_samples(built, plan, keys, config.build_dir / built.slug / "samples")
         if samples:
-            click.echo(f"samples        {len(samples)} messages as they would be sent: "
-                       f"{display(samples[0].parent)}/")
-        _announce_key(keys)
+            which = f"{len(samples)} message{'s' * (len(samples) != 1)}"
+            if len(samples) < plan.to_send:
+                which = f"{len(samples)} of the {plan.to_send:,} messages (a dry run writes the first {SAMPLES})"
+            click.echo(f"samples        {which}, as they would be sent: {display(samples[0].parent)}/")
+            _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
         return
 
@@ -102,6 +120,8 @@ def send_command(issue: Path, dry_run: bool, to: str | None, backend: str | None
     store = open_store(config)
     try:
         with store.issue_lock(built.slug):
+            if backend_name == "sendgrid" and config.sendgrid.get("sync_suppressions", True):
+                _sync_suppressions(config, store)
             if yes:  # no question, so no plan first: the send reads the list once, the table comes after
                 report = _send_without_plan(built, backend_name, config, csv_path, store, keys=keys,
                                             resend_uncertain=resend_uncertain, rate=rate, issue=issue)
@@ -154,7 +174,6 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
 
     _print_header(built, backend_name, config)
     b = get_backend(backend_name, config)
-    _announce_key(keys)
     try:
         size = csv_path.stat().st_size
     except OSError:
@@ -175,7 +194,16 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
             click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
         _nothing_to_send(report.uncertain_held, issue)
         return None
+    _announce_key(keys)  # after the send, not before: on "nothing to send" it would be noise
     return report
+
+
+def _sync_suppressions(config: Config, store: Store) -> None:
+    """Before a SendGrid send: pull what SendGrid knows to be gone ([sendgrid] sync_suppressions)."""
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+
+    report = sync(store, SendGridReader(config))
+    click.echo(f"suppressions   synced from SendGrid: {report.new:,} newly suppressed")
 
 
 def _batch_size(config: Config, backend: Backend) -> int:
@@ -305,7 +333,7 @@ class _Progress:
 
 def _print_report(report: SendReport, issue: Path, backend: str) -> None:
     elapsed = time.monotonic() - report.started
-    click.echo(f"done in {elapsed:,.1f} s ({report.rate:,.0f} msg/s) via {backend}:")
+    click.echo(f"done in {took(elapsed, report.attempted)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
     if report.editions:

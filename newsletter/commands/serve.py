@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import NewsletterError
 
 
@@ -32,7 +32,6 @@ def _is_loopback(host: str) -> bool:
               help="Accept links signed with the development key (outbox and dry-run messages) when "
                    "NEWSLETTER_SECRET is unset. Loopback addresses only; never for real readers.")
 @config_option
-@reports_errors
 def serve_command(host: str, port: int, development_key: bool, config_path: Path | None) -> None:
     """Serve /unsubscribe/<token> (page and RFC 8058 one-click) and /webhooks/sendgrid.
 

@@ -6,19 +6,21 @@ from pathlib import Path
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config, issue_files
 
 SHOW = 20
 
 
 @click.command("status")
-@click.argument("issue", type=click.Path(path_type=Path))
+@click.argument("issues", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
               help="Subscriber CSV to count what is still pending (default: from newsletter.toml).")
 @config_option
-@reports_errors
-def status_command(issue: Path, subscribers: Path | None, config_path: Path | None) -> None:
+def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_path: Path | None) -> None:
     """Show how far the send of ISSUE has got: sent, pending, failed, uncertain.
+
+    With no issue, every issue in issues/ beside newsletter.toml; with a folder or several
+    issues, those: one line each (sent, failed, uncertain; not sent).
 
     Pending is counted against the subscriber list as it is now. Uncertain readers (a
     hand-off was interrupted: they may or may not have the message) are listed; resend
@@ -27,7 +29,15 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
     \b
     Example:
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
+        newsletter status
     """
+    if len(issues) != 1 or issues[0].is_dir():
+        from newsletter.commands._overview import print_overview
+
+        config = get_config(config_path, near=issues[0] if issues else None)
+        print_overview(issue_files(issues or [config.root / "issues"]), config)
+        return
+    issue = issues[0]
     from newsletter.compose.build import Built, load_with_editions
     from newsletter.deliver.send import edition_counts, make_plan
     from newsletter.store import open_store, store_exists
@@ -57,6 +67,10 @@ def status_command(issue: Path, subscribers: Path | None, config_path: Path | No
             for lang, c in edition_counts(built, csv_path, store).items():
                 click.echo(f"  edition {lang:<6} sent {c['sent']:,} · pending {c['pending']:,} · "
                            f"failed {c['failed']:,} · uncertain {c['uncertain']:,}")
+        if store is not None:
+            delivery = store.delivery_counts(built.slug)
+            if delivery:  # what came back afterwards: webhook events, `newsletter bounces`
+                click.echo("  delivery: " + " · ".join(f"{k} {n:,}" for k, n in sorted(delivery.items())))
         if plan is not None and plan.suppressed:
             click.echo(f"  ({plan.suppressed:,} on the list are suppressed and will not be sent to)")
         if counts.get("failed"):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
+from newsletter.commands._common import config_option, get_config
 from newsletter.errors import InputError, NewsletterError, Problem
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ def _addresses(emails: tuple[str, ...]) -> list[str]:
 @click.argument("emails", nargs=-1, required=True)
 @click.option("--reason", default="", help="Why, in your words; kept with the suppression and in the log.")
 @config_option
-@reports_errors
 def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path | None) -> None:
     """Suppress EMAILS: they are never mailed again, by any send.
 
@@ -64,7 +63,6 @@ def unsubscribe_command(emails: tuple[str, ...], reason: str, config_path: Path 
 @click.option("--reason", default="", help="Why, in your words; kept in the log.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @config_option
-@reports_errors
 def resubscribe_command(email: str, reason: str, yes: bool, config_path: Path | None) -> None:
     """Lift EMAIL's suppression, so future sends include it again (explicit and logged).
 
@@ -108,6 +106,7 @@ def suppressions_command() -> None:
         newsletter suppressions list
         newsletter suppressions export suppressions.csv
         newsletter suppressions import sendgrid-bounces.csv --reason bounced
+        newsletter suppressions sync
     """
 
 
@@ -115,7 +114,6 @@ def suppressions_command() -> None:
 @click.option("--reason", "only", type=click.Choice(["unsubscribed", "bounced", "complained", "manual", "dropped"]),
               help="Only this kind.")
 @config_option
-@reports_errors
 def list_command(only: str | None, config_path: Path | None) -> None:
     """Print the list: email, reason, source, date, detail (tab-separated).
 
@@ -139,7 +137,6 @@ def list_command(only: str | None, config_path: Path | None) -> None:
 @suppressions_command.command("export")
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @config_option
-@reports_errors
 def export_command(out: Path, config_path: Path | None) -> None:
     """Write the list to OUT as CSV (email,reason,source,detail,created_at); `-` for stdout.
 
@@ -169,7 +166,6 @@ def export_command(out: Path, config_path: Path | None) -> None:
               help="Kind for every row (an ESP's own reason text is kept as the detail).")
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
 @config_option
-@reports_errors
 def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_path: Path | None) -> None:
     """Add every address in CSV_FILE (needs an `email` column) to the list.
 
@@ -192,3 +188,30 @@ def import_command(csv_file: Path, reason: str | None, dry_run: bool, config_pat
     finally:
         store.close()
     click.echo(f"{new} suppressed, {len(plan.rows) - new} already suppressed, {plan.duplicates} duplicate rows")
+
+
+@suppressions_command.command("sync")
+@config_option
+def sync_command(config_path: Path | None) -> None:
+    """Pull SendGrid's bounces, blocks, spam reports, invalid emails and global unsubscribes.
+
+    Only what is new since the last sync is read. `newsletter send` via SendGrid does this
+    first by itself ([sendgrid] sync_suppressions = true, the default), so a send never
+    mails someone SendGrid already knows to be gone, even when the webhook was down.
+    The API key comes from SENDGRID_API_KEY.
+
+    \b
+    Example:
+        newsletter suppressions sync
+    """
+    from newsletter.audience.sendgrid_sync import SendGridReader, sync
+    from newsletter.store import open_store
+
+    config = get_config(config_path)
+    reader = SendGridReader(config)
+    store = open_store(config)
+    try:
+        report = sync(store, reader)
+    finally:
+        store.close()
+    click.echo(report.line())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from newsletter.commands._common import config_option, get_config, reports_errors
-from newsletter.errors import InputError, Problem
+from newsletter.commands._common import config_option, get_config
+from newsletter.errors import CheckFailed, InputError, Problem
 
 
 @click.group("translations")
@@ -29,7 +28,6 @@ def translations_command() -> None:
 @translations_command.command("init")
 @click.argument("language")
 @config_option
-@reports_errors
 def init_command(language: str, config_path: Path | None) -> None:
     """Write locale/LANGUAGE/LC_MESSAGES/messages.po with every string of the theme (and of your
     templates): the English text as msgid, an empty msgstr for you to fill in.
@@ -96,7 +94,6 @@ def _catalog(tag: str, project_name: str) -> Any:
 @translations_command.command("check")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when a string is untranslated.")
 @config_option
-@reports_errors
 def check_command(strict: bool, config_path: Path | None) -> None:
     """List, per language, the theme's strings no catalogue translates (they show in English),
     and every .po problem (syntax, placeholders) as FILE:LINE."""
@@ -119,5 +116,5 @@ def check_command(strict: bool, config_path: Path | None) -> None:
                                           if missing else f"all {len(messages)} strings translated"))
         for msgid in missing:
             click.echo(f"  {msgid}")
-    if strict and untranslated:
-        sys.exit(1)
+    if strict and untranslated:  # the list above is the report; the CLI turns this into status 1
+        raise CheckFailed(f"{untranslated} untranslated string{'s' * (untranslated != 1)}")

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from newsletter.compose.issue import Issue, edition_of, editions_of, load_issue
 from newsletter.config import Config
 from newsletter.deliver.placeholders import STANDARD_FIELDS, Template
 from newsletter.errors import InputError, Problem
-from newsletter.paths import display
+from newsletter.paths import display, staging_dir
 
 if TYPE_CHECKING:
     from newsletter.compose.render import Rendered
@@ -253,7 +252,7 @@ def _write_folder(built: Built, files: dict[str, str]) -> None:
     parent = built.out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{built.slug}.", dir=parent))
+        tmp = staging_dir(parent, f".{built.slug}.")
     except OSError as e:
         raise InputError([Problem(display(parent), None, "build_dir",
                                   f"cannot write the build here: {e.strerror or e}")]) from None

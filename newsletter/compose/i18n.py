@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.schema import Rule
 from newsletter.errors import InputError, Problem
 
 LOCALE_DIR = Path(__file__).parents[1] / "locale"
@@ -101,19 +102,32 @@ def along(tag: str) -> list[str]:
     return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
-def language_spec(chk: Any, value: Any, line: int | None, path: str) -> str | None:
-    """A schema field (see compose/schema.py's Spec) holding a BCP 47 tag, returned normalised;
-    anything else is a problem naming the field."""
-    if value is None:
-        return None
-    tag = normalise(value) if isinstance(value, str) else None
-    if tag is None:
-        from difflib import get_close_matches  # a mistake's near miss; not on every build
+class LanguageTag(Rule):
+    """A schema field holding a BCP 47 tag, returned normalised (`pt-br` -> `pt-BR`); anything
+    else is a problem naming the field. A Rule so the JSON Schema editors complete from says the
+    same thing the validator checks (the tag's shape; CLDR decides which primary subtags exist)."""
 
-        hint = get_close_matches(str(value).lower(), BUILT_IN, n=1, cutoff=0.6)
-        chk.add(line, path, f"{value!r} is not a language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn)"
-                + (f"; did you mean {hint[0]!r}?" if hint else ""))
-    return tag
+    def __call__(self, chk: Any, value: Any, line: int | None, path: str) -> str | None:
+        if value is None:
+            return None
+        tag = normalise(value) if isinstance(value, str) else None
+        if tag is None:
+            from difflib import get_close_matches  # a mistake's near miss; not on every build
+
+            hint = get_close_matches(str(value).lower(), BUILT_IN, n=1, cutoff=0.6)
+            chk.add(line, path, f"{value!r} is not a language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn)"
+                    + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return tag
+
+    def shape(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": TAG_PATTERN}
+
+
+#: `_TAG` as a JSON Schema (ECMA) pattern: no named groups, anchored, surrounding blanks allowed.
+TAG_PATTERN = (r"^\s*[A-Za-z]{2,3}(?:[-_][A-Za-z]{4})?(?:[-_](?:[A-Za-z]{2}|[0-9]{3}))?"
+               r"(?:[-_](?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*\s*$")
+#: The `language` fields of newsletter.toml and of issues (use as `language_spec.doc(...)`).
+language_spec = LanguageTag()
 
 
 # --- catalogues ---------------------------------------------------------------------------------

@@ -13,73 +13,208 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.compose.i18n import language_spec, normalise
-from newsletter.compose.schema import Checker, Date, Int, ListOf, Markdown, Obj, OneOf, Spec, Str, Url, kind_of
+from newsletter.compose.schema import (
+    Checker,
+    Date,
+    Int,
+    ListOf,
+    Markdown,
+    Obj,
+    OneOf,
+    Rule,
+    Spec,
+    Str,
+    Url,
+    kind_of,
+)
 from newsletter.compose.source import line_of, load_yaml_lenient
 from newsletter.errors import InputError, Problem
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
+#: A BCP 47 language tag for text in another language than the issue's (`lang` in the HTML).
+LANG = Str(max_len=35, pattern=r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*", hint="a language tag such as fr or pt-BR").doc(
+    "The language of this part when it differs from the issue's, as a BCP 47 tag: it becomes the `lang` "
+    "attribute in the HTML, so screen readers pronounce it right.", "fr", "pt-BR")
+_SRC = "https://example.org/img/2011-11-28/ales-bialiatski.jpg"
 Image = Obj(
-    {"src": Url(schemes=("https", "http")), "alt": Str(max_len=300), "width": Int(minimum=1, maximum=1200),
-     "height": Int(minimum=1, maximum=3000), "caption": Str(max_len=300)},
+    {"src": Url(schemes=("https", "http")).doc("The image's absolute https:// address.", _SRC),
+     "alt": Str(max_len=300).doc("What the image shows, for readers with images off and screen readers "
+                                 "(not a file name).", "Ales Bialiatski speaking at a press conference"),
+     "width": Int(minimum=1, maximum=1200).doc("Width in pixels (at most the 552 px column).", 552),
+     "height": Int(minimum=1, maximum=3000).doc("Height in pixels: keeps its space while images load or "
+                                                "are blocked.", 310),
+     "caption": Str(max_len=300).doc("A caption shown under the image.", "Paris, 25 November 2011"),
+     "lang": LANG},
     required=("src", "alt"),
-)
+).doc("An image: `src` and `alt` are required; give `width` and `height` so its space is kept.",
+      {"src": _SRC, "alt": "Ales Bialiatski", "width": 552, "height": 310})
+_URL = "https://example.org/news/2013-12-10-honorary-citizen-of-paris/"
 #: A link the editor names; `label` overrides the theme's (translated) default text.
-Link = Obj({"url": Url(), "label": Str(max_len=200)}, required=("url",))
+Link = Obj({"url": Url().doc("Where the link goes: https://, http:// or mailto:.", _URL),
+            "label": Str(max_len=200).doc("The link's text, instead of the theme's default.", "Read the statement"),
+            "lang": LANG},
+           required=("url",)).doc("A link: `url`, and optionally its `label`.", {"url": _URL, "label": "Read more"})
 _LABEL = Str(max_len=100)
+_TYPE = Str()
+_HEADING = Str(max_len=200).doc("The block's heading (a level-2 heading).", "Interview videos")
+_INTRO = Markdown(max_len=5000).doc("Markdown text under the heading.", "Watch what they said in Paris.")
+_ITEM_LINK_LABEL = _LABEL.doc("This item's link text, instead of the block's `link_label`.", "Read the statement")
+_BLOCK_LINK_LABEL = _LABEL.doc("Text of every item's link in this block, instead of the theme's "
+                               "\"Read more\" (each link still names its item for screen readers).", "Read More")
+_BODY = Markdown().doc("Markdown: paragraphs, **bold**, [links](https://example.org/), lists, tables. "
+                       "`{{ name }}` is filled in per reader.", "Dear {{ name }},\n\nThank you for your support.")
 
 BLOCKS: dict[str, Obj] = {
-    "headline": Obj({"type": Str(), "kicker": Str(max_len=200), "title": Str(max_len=300), "date": Date(),
-                     "image": Image, "body": Markdown(), "link": Link},
+    "headline": Obj({"type": _TYPE, "kicker": Str(max_len=200).doc("A short line above the title.", "Article 1"),
+                     "title": Str(max_len=300).doc("The lead article's title.", "Outrage and indignation"),
+                     "date": Date().doc("The article's date, YYYY-MM-DD.", "2011-11-24"),
+                     "image": Image, "body": _BODY, "link": Link, "lang": LANG},
                     required=("title", "body")),
-    "videos": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
-                   "items": ListOf(Obj({"thumbnail": Image, "caption": Str(max_len=300), "url": Url()},
-                                       required=("thumbnail", "caption", "url")), min_items=1, max_items=12)},
+    "videos": Obj({"type": _TYPE, "heading": _HEADING, "intro": _INTRO,
+                   "items": ListOf(Obj({"thumbnail": Image.doc("The video's still (16:9 works best).", {
+                                            "src": "https://example.org/img/video.jpg", "alt": "Artak Kirakosyan",
+                                            "width": 160, "height": 90}),
+                                        "caption": Str(max_len=300).doc("Says who or what the video shows.",
+                                                                        "Artak Kirakosyan, FIDH"),
+                                        "url": Url().doc("The video's page.", "https://example.org/videos/1"),
+                                        "lang": LANG},
+                                       required=("thumbnail", "caption", "url")), min_items=1, max_items=12).doc(
+                       "The videos, four to a row (two on phones).", [])},
                   required=("items",)),
-    "gallery": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
-                    "items": ListOf(Obj({"label": Str(max_len=300), "url": Url(), "image": Image},
-                                        required=("label", "url")), min_items=1, max_items=30)},
+    "gallery": Obj({"type": _TYPE, "heading": _HEADING, "intro": _INTRO,
+                    "items": ListOf(Obj({"label": Str(max_len=300).doc("The gallery's name or a call to look.",
+                                                                       "Photos of the event in Paris"),
+                                         "url": Url().doc("The gallery's page.", "https://example.org/photos/1/"),
+                                         "image": Image.doc("A thumbnail: items with one are shown as a grid.", {
+                                             "src": "https://example.org/img/paris.jpg", "alt": "The rally in Paris",
+                                             "width": 268, "height": 180}),
+                                         "lang": LANG},
+                                        required=("label", "url")), min_items=1, max_items=30).doc(
+                        "Links to galleries: a grid of thumbnails, or a list without images.", [])},
                    required=("items",)),
-    "quotes": Obj({"type": Str(), "heading": Str(max_len=200), "link_label": _LABEL,
-                   "items": ListOf(Obj({"text": Markdown(max_len=5000), "author": Str(max_len=200),
-                                        "role": Str(max_len=300), "date": Date(), "url": Url(),
-                                        "link_label": _LABEL},
-                                       required=("text", "author")), min_items=1, max_items=50)},
+    "quotes": Obj({"type": _TYPE, "heading": _HEADING, "link_label": _BLOCK_LINK_LABEL,
+                   "items": ListOf(Obj({"text": Markdown(max_len=5000).doc("The quotation (Markdown).",
+                                                                           "We call for his release."),
+                                        "author": Str(max_len=200).doc("Who said it.", "Jerzy Buzek"),
+                                        "role": Str(max_len=300).doc("The author's role.",
+                                                                     "President of the European Parliament"),
+                                        "date": Date().doc("When it was said, YYYY-MM-DD.", "2011-11-24"),
+                                        "url": Url().doc("The source (press release).", "https://example.org/press/"),
+                                        "link_label": _ITEM_LINK_LABEL, "lang": LANG},
+                                       required=("text", "author")), min_items=1, max_items=50).doc(
+                       "The quotations.", [])},
                   required=("items",)),
-    "teasers": Obj({"type": Str(), "heading": Str(max_len=200), "intro": Markdown(max_len=5000),
-                    "link_label": _LABEL,
-                    "items": ListOf(Obj({"title": Str(max_len=300), "image": Image,
-                                         "images": ListOf(Image, max_items=6), "excerpt": Markdown(max_len=5000),
-                                         "url": Url(), "link_label": _LABEL},
-                                        required=("title", "excerpt", "url")), min_items=1, max_items=50)},
+    "teasers": Obj({"type": _TYPE, "heading": _HEADING, "intro": _INTRO,
+                    "link_label": _BLOCK_LINK_LABEL,
+                    "items": ListOf(Obj({"title": Str(max_len=300).doc("The article's title.",
+                                                                       "Ales Bialiatski becomes an Honorary Citizen"),
+                                         "image": Image,
+                                         "images": ListOf(Image, max_items=6).doc(
+                                             "Up to six smaller images, two to a row.", []),
+                                         "excerpt": Markdown(max_len=5000).doc("The first lines (Markdown).",
+                                                                               "On December 10, ..."),
+                                         "url": Url().doc("The full article.", _URL),
+                                         "link_label": _ITEM_LINK_LABEL, "lang": LANG},
+                                        required=("title", "excerpt", "url")), min_items=1, max_items=50).doc(
+                        "The articles.", [])},
                    required=("items",)),
-    "section": Obj({"type": Str(), "heading": Str(max_len=300), "title": Str(max_len=300), "image": Image,
-                    "body": Markdown(), "link": Link},
+    "section": Obj({"type": _TYPE, "heading": Str(max_len=300).doc("The section's heading (level 2).", "In depth"),
+                    "title": Str(max_len=300).doc("A title under the heading (level 3).", "The trial"),
+                    "image": Image, "body": _BODY, "link": Link, "lang": LANG},
                    required=("body",)),
-    "buttons": Obj({"type": Str(), "items": ListOf(Obj({"label": Str(max_len=100), "url": Url(),
-                                                        "style": OneOf("primary", "secondary")},
-                                                       required=("label", "url")), min_items=1, max_items=4)},
+    "buttons": Obj({"type": _TYPE,
+                    "items": ListOf(Obj({"label": Str(max_len=100).doc("The button's text.", "Donate"),
+                                         "url": Url().doc("Where it goes.", "https://example.org/donate/"),
+                                         "style": OneOf("primary", "secondary").doc(
+                                             "primary: filled; secondary: outlined.", "primary"),
+                                         "lang": LANG},
+                                        required=("label", "url")), min_items=1, max_items=4).doc(
+                        "One to four buttons, side by side (stacked on phones).", [])},
                    required=("items",)),
 }
+BLOCK_DOCS = {
+    "headline": "The lead article: kicker, title, date, image, body and a link.",
+    "videos": "Video thumbnails with a play button, each linking to its video.",
+    "gallery": "Links to photo galleries, with or without thumbnails.",
+    "quotes": "Quotations with author, role, date and source.",
+    "teasers": "Article teasers: title, image, excerpt and a link to the rest.",
+    "section": "Free Markdown: heading, title, image, body and a link.",
+    "buttons": "Call-to-action buttons.",
+}
+for _kind, _block in BLOCKS.items():  # every block may carry `lang`, and every item too
+    _block.fields["type"] = _TYPE.doc(f"`{_kind}`: {BLOCK_DOCS[_kind]}", _kind)
+    _block.fields.setdefault("lang", LANG)
 
 
-def _view_in_browser(chk: Checker, value: Any, line: int | None, path: str) -> Any:
+class _ViewInBrowser(Rule):
     """`true`/`false`, or `{label: ...}` to word the line yourself (the link is always the web version)."""
-    if isinstance(value, bool):
-        return {"show": value, "label": None}
-    if not isinstance(value, dict):
-        chk.add(line, path, f"must be true, false or {{label: ...}}, got {kind_of(value)}")
-        return None
-    checked = Obj({"label": Str(max_len=300)})(chk, value, line, path)
-    return {"show": True, "label": checked["label"]} if checked else None
+
+    label = Obj({"label": Str(max_len=300).doc("The line's text; the whole line links to the web version.",
+                                               "Trouble reading? Click here.")})
+
+    def __call__(self, chk: Checker, value: Any, line: int | None, path: str) -> Any:
+        if isinstance(value, bool):
+            return {"show": value, "label": None}
+        if not isinstance(value, dict):
+            chk.add(line, path, f"must be true, false or {{label: ...}}, got {kind_of(value)}")
+            return None
+        checked = self.label(chk, value, line, path)
+        return {"show": True, "label": checked["label"]} if checked else None
+
+    def shape(self) -> dict[str, Any]:
+        return {"oneOf": [{"type": "boolean"}, self.label.json_schema()]}
 
 
-_LINKS = Obj({"view_in_browser": _view_in_browser, "website": Link, "donate": Link, "forward": Link})
-_FOOTER = Obj({"text": Markdown(max_len=5000), "follow_label": Str(max_len=200),
-               "unsubscribe_text": Str(max_len=300)})
+_LINKS = Obj({
+    "view_in_browser": _ViewInBrowser().doc("The line above the masthead linking to the web version: true "
+                                            "(default), false, or {label: ...}.", True,
+                                            {"label": "Trouble reading? Click here."}),
+    "website": Link.doc("Your website, in the masthead.", {"url": "https://example.org/", "label": "About us"}),
+    "donate": Link.doc("Where to donate: a masthead link and a button above the footer.",
+                       {"url": "https://example.org/donate/"}),
+    "forward": Link.doc("A forward-to-a-friend page, in the masthead.", {"url": "https://example.org/forward/"}),
+}).doc("The masthead's links; each `label` overrides the theme's text.",
+       {"website": {"url": "https://example.org/"}, "donate": {"url": "https://example.org/donate/"}})
+_FOOTER = Obj({"text": Markdown(max_len=5000).doc("Markdown under the postal address.", "FIDH - Fédération "
+                                                  "Internationale des ligues des Droits de l'Homme"),
+               "follow_label": Str(max_len=200).doc("The words above the social links.", "Follow us"),
+               "unsubscribe_text": Str(max_len=300).doc("The unsubscribe line's text (it links to the reader's "
+                                                        "unsubscribe page).", "Unsubscribe"),
+               "lang": LANG.doc("The language of `text`, when it differs from the issue's.", "fr")}).doc(
+    "What the footer says besides the organisation's address (from newsletter.toml).", {"follow_label": "Follow us"})
+
+
+class _Blocks(Rule):
+    """The issue's blocks, in reading order; each has a `type` that picks its fields and template."""
+
+    def __call__(self, chk: Checker, value: Any, line: int | None, path: str) -> list[dict[str, Any]]:
+        return _blocks(chk, value, line, path)
+
+    def shape(self) -> dict[str, Any]:
+        cases = [{"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                  "then": block.json_schema()} for kind, block in BLOCKS.items()]
+        item = {"type": "object", "required": ["type"],
+                "properties": {"type": {"description": "The kind of block.", "enum": list(BLOCKS),
+                                        "examples": ["section"]}},
+                "allOf": cases}
+        return {"type": "array", "minItems": 1, "items": item}
+
+
 _TOP: dict[str, Spec] = {
-    "subject": Str(max_len=200), "preheader": Str(max_len=300), "title": Str(max_len=300),
-    "date": Date(), "language": language_spec, "links": _LINKS, "blocks": None,  # type: ignore[dict-item]
+    "subject": Str(max_len=200).doc("The email's subject line; `{{ name }}` is filled in per reader.",
+                                    "Let’s mobilise to free Ales Bialiatski!"),
+    "preheader": Str(max_len=300).doc("The line inboxes show after the subject.",
+                                      "Ales Bialiatski sentenced to four and a half years. Act now."),
+    "title": Str(max_len=300).doc("The title at the top of the email and of the web page (default: the subject).",
+                                  "Let’s mobilise to free Ales Bialiatski !"),
+    "date": Date().doc("The issue's date, YYYY-MM-DD.", "2011-11-28"),
+    "language": language_spec.doc("The language of the theme's fixed strings and of the content: a BCP 47 "
+                                  "tag (built in: en, ar, be, de, es, fr, ru; others fall back along the tag).",
+                                  "en", "pt-BR"),
+    "links": _LINKS, "blocks": _Blocks().doc("The content, in reading order.", [
+        {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
+        {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
     "footer": _FOOTER,
 }
 
@@ -133,7 +268,6 @@ def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[
     return out
 
 
-_TOP["blocks"] = _blocks
 _ISSUE = Obj(_TOP, required=("subject", "date", "blocks"))
 
 
@@ -166,6 +300,15 @@ def editions_of(path: Path) -> list[Path]:
 
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def issue_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of an issue file, from the very specs `load_issue` checks with."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://newsletter.invalid/schema/issue.json",
+            "title": "newsletter issue",
+            "description": "One issue of a newsletter (issues/<id>.yaml); see `newsletter schema issue`.",
+            **_ISSUE.json_schema()}
 
 
 def load_issue(path: Path, *, display: str | None = None) -> Issue:

@@ -92,11 +92,7 @@ def parse_yaml_lenient(text: str, name: str) -> tuple[Any, list[Problem]]:
     except RecursionError:
         raise InputError([Problem(name, None, "", "malformed YAML: nested too deeply")]) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        msg = (e.problem or e.context or "malformed YAML").strip()
-        if _unquoted_placeholder(text, e):
-            msg += " (a value starting with {{ must be in quotes: \"{{ name }}, ...\")"
+        line, msg = plain_yaml_error(text, e)
         raise InputError([Problem(name, line, "", f"malformed YAML: {msg}")]) from None
     except yaml.YAMLError as e:
         raise InputError([Problem(name, None, "", f"malformed YAML: {e}")]) from None
@@ -119,6 +115,80 @@ def _source_of(node: yaml.Node) -> str:
     """The text a node was read from (marks of str input keep the whole buffer)."""
     start, end = node.start_mark, node.end_mark
     return start.buffer[start.index:end.index] if start.buffer is not None else ""
+
+
+def plain_yaml_error(text: str, e: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """PyYAML's error as (line, advice in plain words), at the line where the mistake is.
+
+    PyYAML names tokens and parser states ("found character '\\t' that cannot start any
+    token") and often points where it gave up rather than where the mistake is: an unclosed
+    quote is reported at the end of the file, or where the next quote happens to be."""
+    problem, context = (e.problem or "").strip(), (e.context or "").strip()
+    at_problem = e.problem_mark.line + 1 if e.problem_mark else None
+    at_context = e.context_mark.line + 1 if e.context_mark else at_problem
+    if _unquoted_placeholder(text, e):
+        return at_problem, 'a value starting with {{ must be in quotes: "{{ name }}, ..."'
+    if problem.startswith("found character '\\t'"):
+        return at_problem, "tabs are not allowed for indentation; use spaces"
+    if context == "while scanning a quoted scalar":  # the quote never closes before the end of the file
+        quote = _char_at(e.context_mark) or '"'
+        return at_context, f"unclosed quote: the {quote} that opens on this line is never closed"
+    if context in ("while scanning an anchor", "while scanning an alias"):
+        mark = _char_at(e.context_mark) or "&"
+        return at_context, f"a value cannot start with {mark}: put the whole value in quotes"
+    if problem.startswith("found unknown escape character"):
+        return at_problem, ("a backslash inside double quotes starts an escape: write \\\\ for a backslash, "
+                            "or use single quotes")
+    if context == "while scanning a block scalar":
+        return at_problem, ("after | or > the text starts on the next line, indented; "
+                            "to start a value with | or >, put it in quotes")
+    found = re.match(r"found character '(.)' that cannot start any token", problem)
+    if found:
+        return at_problem, f"a value cannot start with {found.group(1)}: put the whole value in quotes"
+    if problem == "could not find expected ':'":
+        return at_context, "expected `key: value` here: is the ':' after the key missing?"
+    if problem == "mapping values are not allowed here":
+        return at_problem, ("unexpected ':' here: put a value that contains ': ' in quotes, "
+                            "or indent this line like the ones above it")
+    flow = re.match(r"expected ',' or '([\]}])'", problem)
+    if flow:
+        opening = "[" if flow.group(1) == "]" else "{"
+        return at_context, f"the {opening} that opens on this line is never closed with {flow.group(1)}"
+    if problem.startswith("expected <block end>") or problem.startswith("did not find expected"):
+        before = _token_before(text, e.problem_mark)
+        if isinstance(before, yaml.ScalarToken) and before.style in ('"', "'"):
+            start = before.start_mark.line + 1
+            if start != before.end_mark.line + 1:
+                return start, (f"unclosed quote: the {before.style} that opens on this line runs on to line "
+                               f"{before.end_mark.line + 1}; close it on its own line")
+            return at_problem, "text after the closing quote: put the whole value in quotes"
+        return at_problem, "this line's indentation does not match the lines above it"
+    if problem.startswith("found undefined alias"):
+        return at_problem, "a value starting with * must be in quotes (* refers to an &anchor in YAML)"
+    if context == "expected a single document in the stream":
+        return at_problem, "one issue per file: remove this '---' line and what follows, or move it to its own file"
+    return at_problem or at_context, problem or context or "not valid YAML"
+
+
+def _char_at(mark: yaml.Mark | None) -> str:
+    if mark is None or mark.buffer is None:
+        return ""
+    return str(mark.buffer[mark.index])
+
+
+def _token_before(text: str, mark: yaml.Mark | None) -> yaml.Token | None:
+    """The last token YAML read before `mark` (the scanner gets further than the parser)."""
+    if mark is None:
+        return None
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= mark.index:
+                break
+            last = token
+    except yaml.YAMLError:
+        pass
+    return last
 
 
 def _unquoted_placeholder(text: str, e: yaml.MarkedYAMLError) -> bool:

@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from newsletter.compose.build import Built, build_issue, main_path
 from newsletter.compose.render import fill_web
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
+from newsletter.paths import staging_dir
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -51,10 +51,23 @@ def issue_files(folder: Path) -> list[Path]:
     return list(dict.fromkeys(main_path(p) for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])))
 
 
-def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path | None = None) -> list[Entry]:
-    """Build every issue in `issues_dir` and write the site to `out_dir` (build/archive/)."""
+@dataclass(frozen=True)
+class Archive:
+    """What `build_archive` wrote, and the issues it left out because they are dated later."""
+
+    entries: list[Entry]
+    future: list[Built]
+
+
+def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path | None = None, *,
+                  include_future: bool = False, today: dt.date | None = None) -> Archive:
+    """Build every issue in `issues_dir` and write the site to `out_dir` (build/archive/).
+
+    Issues dated after `today` (scheduled, not sent yet) are left out unless `include_future`:
+    publishing one would put it on the web, and in the feed, before it reaches the inbox."""
     issues_dir = issues_dir or config.root / "issues"
     out_dir = out_dir or config.build_dir / "archive"
+    today = today or dt.date.today()
     built: list[Built] = []
     problems: list[Problem] = []
     for path in issue_files(issues_dir):
@@ -64,6 +77,8 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
             problems.extend(e.problems)
     if problems:
         raise InputError(problems)
+    future = [] if include_future else [b for b in built if b.issue.date > today]
+    built = [b for b in built if include_future or b.issue.date <= today]
     slugs = [b.slug for b in built]
     if len(set(slugs)) != len(slugs):
         dup = next(s for s in slugs if slugs.count(s) > 1)
@@ -75,7 +90,7 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
         for edition, entry in zip(b.all(), (e, *e.editions), strict=True):
             files[f"{entry.href}index.html"] = issue_page(edition)
     _write_tree(out_dir, files)
-    return entries
+    return Archive(entries=entries, future=sorted(future, key=lambda b: (b.issue.date, b.slug)))
 
 
 def _entry(b: Built) -> Entry:
@@ -83,19 +98,9 @@ def _entry(b: Built) -> Entry:
     return Entry(slug=b.slug, date=b.issue.date, title=fill_web(b.issue.subject, b.issue, b.config),
                  summary=fill_web(b.issue.preheader or "", b.issue, b.config),
                  url=b.web_url, href=f"issues/{b.slug}/" + (f"{b.edition}/" if b.edition else ""),
-                 day=_long_date(b.issue.date, language),
+                 day=i18n.format_date(b.issue.date, language),  # the email's own date style
                  lang=language, language_name=_language_name(language),
                  editions=tuple(_entry(e) for e in b.editions))
-
-
-def _long_date(day: dt.date, language: str) -> str:
-    from babel import Locale, UnknownLocaleError
-    from babel.dates import format_date
-
-    try:
-        return format_date(day, format="long", locale=Locale.parse(language, sep="-"))
-    except (UnknownLocaleError, ValueError):
-        return format_date(day, format="long", locale=language.split("-")[0])
 
 
 def _language_name(tag: str) -> str:
@@ -226,7 +231,7 @@ def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None =
 def _write_tree(out_dir: Path, files: dict[str, str]) -> None:
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    tmp = staging_dir(parent, f".{out_dir.name}.")
     try:
         for rel, text in files.items():
             path = tmp / rel

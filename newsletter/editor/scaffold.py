@@ -17,13 +17,13 @@ import os
 import re
 import shutil
 import string
-import tempfile
 from pathlib import Path
 
 from newsletter.compose.i18n import BUILT_IN, normalise
 from newsletter.compose.render import default_theme
 from newsletter.config import CONFIG_NAME, EMAILISH, load_config
 from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.paths import staging_dir
 
 SCAFFOLD = Path(__file__).parents[1] / "data" / "scaffold"
 #: What init writes until told the real one; `newsletter check` reports it (see check.py).
@@ -70,6 +70,23 @@ def planned_files(*, name: str, sender: str, base_url: str | None, website: str 
         "templates/README.md": fill("templates-README.md", theme_files=listing),
         "subscribers.csv": fill("subscribers.csv.tmpl"),
         ".gitignore": fill("gitignore.tmpl"),
+        **editor_files(),
+    }
+
+
+def editor_files() -> dict[str, str]:
+    """What makes editors complete and check issue files: the JSON Schemas (from the validator's
+    own rules; `newsletter schema issue` prints the current one) and VS Code's settings pointing
+    the YAML extension at them. Other yaml-language-server clients use the issue's modeline."""
+    from newsletter.compose.issue import issue_json_schema
+    from newsletter.config import config_json_schema
+
+    settings = {"yaml.schemas": {"./schemas/issue.schema.json": ["issues/*.yaml", "issues/*.yml"]},
+                "evenBetterToml.schema.associations": {"newsletter\\.toml$": "./schemas/config.schema.json"}}
+    return {
+        "schemas/issue.schema.json": json.dumps(issue_json_schema(), indent=2, ensure_ascii=False) + "\n",
+        "schemas/config.schema.json": json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n",
+        ".vscode/settings.json": json.dumps(settings, indent=2) + "\n",
     }
 
 
@@ -115,7 +132,7 @@ def init_project(target: Path, *, name: str = "My Organisation", sender: str = "
         raise ScaffoldError(f"{target}: would overwrite {', '.join(sorted(set(in_the_way)))}; "
                             "init only creates a new project")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.init.", dir=target.parent))
+    tmp = staging_dir(target.parent, f".{target.name}.init.")
     try:
         for rel, text in files.items():
             path = tmp / rel

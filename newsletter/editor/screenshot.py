@@ -36,6 +36,11 @@ SHOTS = (Shot("desktop", 600, "light"), Shot("mobile", 375, "light"),
          Shot("desktop-dark", 600, "dark"), Shot("mobile-dark", 375, "dark"))
 
 
+#: Both ways in: from a package index, and from a checkout (`pip install -e .` left the extra out).
+INSTALL_HINT = ("screenshots need Playwright, the `screenshot` extra: pip install 'newsletter[screenshot]', "
+                "or in a checkout of newsletter: pip install -e '.[screenshot]'")
+
+
 class ScreenshotError(NewsletterError):
     """Chromium or Playwright is missing or failed."""
 
@@ -55,7 +60,7 @@ def take_screenshots(built: Built, out_dir: Path | None = None, *, chromium: str
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise ScreenshotError("screenshots need Playwright: pip install 'newsletter[screenshot]'") from None
+        raise ScreenshotError(INSTALL_HINT) from None
     executable = chromium or os.environ.get("NEWSLETTER_CHROMIUM") or (
         DEFAULT_CHROMIUM if Path(DEFAULT_CHROMIUM).exists() else None)
     if executable and not Path(executable).exists():

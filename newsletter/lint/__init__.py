@@ -17,13 +17,13 @@ config, the template for what the theme wrote.
 from __future__ import annotations
 
 from newsletter.compose.build import Built
-from newsletter.lint import content, css, language, links, mjml
+from newsletter.lint import a11y, content, css, language, links, mjml
 from newsletter.lint.context import Context
 from newsletter.lint.findings import Finding, dedupe, has_errors
 from newsletter.lint.mjml import validate_mjml
 from newsletter.lint.online import check_online
 
-RULES = (*content.RULES[:4], *links.RULES, *content.RULES[4:], *mjml.RULES, *css.RULES, *language.RULES)
+RULES = (*content.RULES[:4], *a11y.RULES, *links.RULES, *content.RULES[4:], *mjml.RULES, *css.RULES, *language.RULES)
 
 
 def lint(built: Built, *, strict_css: bool = False) -> list[Finding]:

@@ -62,11 +62,36 @@ def _images(ctx: Context) -> Iterator[Finding]:
             yield Finding(file, line, "error",
                           f"image without alt text: {src or '(no src)'}: readers with images off (and screen "
                           "readers) get nothing", "img-alt")
-        if not (img.get("width") or "").strip():
+        width = (img.get("width") or "").strip()
+        if not width.isdigit():  # missing, or MJML's width="100%" for an image given no size
             file, line = ctx.locate(src) if src else (ctx.issue_file, None)
+            given = f' (width="{width}")' if width else ""
             yield Finding(file, line, "warning",
-                          f"image without a width attribute: {src or '(no src)'}: Outlook desktop shows it at its "
-                          "full natural size", "img-width")
+                          f"image without a width in pixels{given}: {src or '(no src)'}: Outlook desktop shows it "
+                          "at its full natural size, and with images off no box of its size holds its place; "
+                          "give the image a width (and height)", "img-width")
+    yield from _unsized_images(ctx)
+
+
+def _unsized_images(ctx: Context) -> Iterator[Finding]:
+    """Images of the issue given neither width nor height: the theme can only guess their box."""
+    def walk(node: Any) -> Iterator[Any]:
+        if isinstance(node, dict):
+            if "src" in node and "alt" in node:
+                yield node
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    for image in walk(ctx.issue_data):
+        if image.get("width") is None and image.get("height") is None:
+            yield Finding(ctx.issue_file, getattr(image, "line", None), "warning",
+                          f"image with neither width nor height: {image.get('src') or '(no src)'}: the theme "
+                          "can only guess its box (content width), so a smaller image is stretched, and with "
+                          "images off (Outlook desktop's default) no box of its height keeps its place; give its "
+                          "width and height in pixels", "img-width")
 
 
 def _is_tracking_pixel(img: Any) -> bool:

@@ -17,7 +17,7 @@ STATUSES = ("sending", "sent", "failed", "uncertain")
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "dropped")
 #: The tables `newsletter db copy` moves, in an order that respects nothing but readability
 #: (there are no foreign keys between them).
-TABLES = ("suppressions", "ledger", "actions")
+TABLES = ("suppressions", "ledger", "actions", "bounces", "sync_cursors")
 
 
 class DatabaseError(NewsletterError):

@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from newsletter.store.bounces import POSTGRES_MIGRATION
 from newsletter.store.db import REASONS, TABLES, DatabaseError, IssueLocked, LockHolder, email_key, now
 from newsletter.store.sql import OutcomeRow, SqlStore, _columns
 
@@ -76,6 +77,8 @@ MIGRATIONS = [
         since   TEXT NOT NULL
     );
     """,
+    # 2: bounces (`newsletter bounces`) and ESP sync cursors (`suppressions sync`)
+    POSTGRES_MIGRATION,
 ]
 
 _SUPPRESS_AND_LOG = (
@@ -316,9 +319,9 @@ class PostgresStore(SqlStore):
                 for row in rows:
                     copy.write_row(row)
                     n += 1
-            if table == "actions":  # later inserts continue after the copied ids
-                cur.execute("SELECT setval(pg_get_serial_sequence('actions', 'id'),"
-                            " greatest((SELECT max(id) FROM actions), 1))")
+            if table in ("actions", "bounces"):  # later inserts continue after the copied ids
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                            f" greatest((SELECT max(id) FROM {table}), 1))")
         return n
 
 

@@ -18,6 +18,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from newsletter.store.bounces import COLUMNS as BOUNCE_COLUMNS
+from newsletter.store.bounces import BounceOps
 from newsletter.store.db import REASONS, STATUSES, DatabaseError, Row, Suppression, email_key, now
 
 #: table -> (columns in copy order, primary key columns)
@@ -26,6 +28,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ledger": (("issue", "email", "status", "backend", "message_id", "remote_id", "attempts", "last_error",
                 "delivery", "created_at", "updated_at"), ("issue", "email")),
     "actions": (("id", "at", "action", "email", "detail"), ("id",)),
+    **BOUNCE_COLUMNS,
 }
 
 HANDOFF_LOST = "the previous run stopped during the hand-off: it may or may not have been sent"
@@ -45,7 +48,7 @@ _UPSERT_SENDING = (
 OutcomeRow = tuple[str, str, str, str]
 
 
-class SqlStore:
+class SqlStore(BounceOps):
     """The operations of `newsletter.store.Store` over one DB-API connection."""
 
     #: what the backend's driver raises; turned into DatabaseError naming `self.name`

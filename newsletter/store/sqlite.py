@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.paths import display
+from newsletter.store.bounces import SQLITE_MIGRATION
 from newsletter.store.db import DatabaseError, IssueLocked, LockHolder, now
 from newsletter.store.sql import SqlStore
 
@@ -74,6 +75,8 @@ MIGRATIONS = [
         since   TEXT NOT NULL
     );
     """,
+    # 2: bounces (`newsletter bounces`) and ESP sync cursors (`suppressions sync`)
+    SQLITE_MIGRATION,
 ]
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from newsletter.audience.secrets import SigningKeys
     from newsletter.config import Config
     from newsletter.deliver.message import PreparedMessage, Recipient
 
@@ -62,6 +64,24 @@ class Backend(ABC):
     def open(self, message: PreparedMessage) -> None:
         """Get ready to send `message` (connect, log in). Idempotent."""
         self.message = message
+
+    def return_path(self, recipient: Recipient) -> str | None:
+        """The envelope sender for `recipient` when `[bounces] address` is set: a VERP
+        address naming issue and reader, so `newsletter bounces` knows exactly who bounced."""
+        address = self.config.bounces.get("address")
+        if not address or self.message is None:
+            return None
+        if self.message.test:  # a `send --to` test is not in the ledger: its bounce names nobody
+            return str(address)
+        from newsletter.audience.verp import verp_address
+
+        return verp_address(str(address), self._verp_keys, self.message.issue_slug, recipient.email)
+
+    @cached_property
+    def _verp_keys(self) -> SigningKeys:
+        from newsletter.audience.secrets import signing_keys
+
+        return signing_keys(allow_development=True)  # `send` has already required the real key if needed
 
     def handoff(self, recipients: Sequence[Recipient]) -> None:
         """Backends call this just before `recipients` can no longer be taken back."""

@@ -59,7 +59,9 @@ class OutboxBackend(Backend):
             path = self.folder / name
             tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
             try:
-                tmp.write_bytes(self.message.to_bytes(r))
+                return_path = self.return_path(r)  # as an MTA writes it on delivery
+                head = f"Return-Path: <{return_path}>\r\n".encode("ascii") if return_path else b""
+                tmp.write_bytes(head + self.message.to_bytes(r))
                 self.handoff([r])
                 os.replace(tmp, path)
             except OSError as e:

@@ -166,7 +166,7 @@ class _Connection:
         """One attempt with `data` dot-stuffed and CRLF-terminated (`to_wire`). Returns
         sent/failed/uncertain, raises _Retry or _Unreachable."""
         smtp = self.ensure()
-        mail = f"MAIL FROM:<{self.b.envelope_from}>\r\n".encode("ascii")
+        mail = f"MAIL FROM:<{self.b.return_path(r) or self.b.envelope_from}>\r\n".encode("ascii")
         rcpt = f"RCPT TO:<{r.email}>\r\n".encode("ascii")
         try:
             if self.pipelining:
@@ -219,10 +219,10 @@ class _Connection:
         smtp = self.ensure()
         outcomes: dict[int, Outcome] = {}
         retry: list[tuple[int, str]] = []
-        sender = f"MAIL FROM:<{self.b.envelope_from}>\r\n"
 
         def commands(r: Recipient) -> bytes:
-            return f"{sender}RCPT TO:<{r.email}>\r\nDATA\r\n".encode("ascii")
+            sender = self.b.return_path(r) or self.b.envelope_from
+            return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{r.email}>\r\nDATA\r\n".encode("ascii")
 
         def settle(i: int, code: int, msg: bytes) -> None:
             try:
