@@ -1,5 +1,5 @@
 """sendgrid: recipients per second of a send to 1,000,000 generated subscribers through the
-real `sendgrid` client into the loopback stand-in for `POST /v3/mail/send`
+real backend (HTTP over loopback) into the stand-in for `POST /v3/mail/send`
 (tests/sendgrid_server.py, in its own process so its CPU and memory are not counted as
 ours; jsonschema validation off for speed, SendGrid's documented limits still checked,
 every request's JSON parsed and its personalizations counted). The benchmark asserts that
@@ -81,7 +81,7 @@ def run(ctx: Context, *, install: bool = True) -> list[Row]:
     with Server() as server:
         root = project(ctx, "sendgrid", {"sendgrid": {"host": server.url}})
         measure([*newsletter_cmd(), "build", rel], cwd=root).check(f"newsletter build {rel}")
-        ctx.log(f"sendgrid: {n:,} recipients through the sendgrid client into {server.url}")
+        ctx.log(f"sendgrid: {n:,} recipients through the sendgrid backend into {server.url}")
         m = measure([*newsletter_cmd(), "send", rel, "--backend", "sendgrid", "--yes", "--subscribers", str(csv)],
                     cwd=root, env=bench_env(SENDGRID_API_KEY=API_KEY), rss=True, timeout=900)
         got = server.close()

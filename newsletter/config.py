@@ -15,11 +15,12 @@ from typing import Any
 from newsletter.compose.i18n import LANGUAGES, language_spec  # noqa: F401  (LANGUAGES: re-exported)
 from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
 from newsletter.compose.source import Map
+from newsletter.deliver.constants import BACKENDS as _BACKENDS
 from newsletter.errors import ConfigError, Problem
 from newsletter.paths import display
 
 CONFIG_NAME = "newsletter.toml"
-BACKENDS = ("outbox", "smtp", "sendgrid")
+BACKENDS = tuple(_BACKENDS)
 
 EMAILISH = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 LIST_ID = r"[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+"

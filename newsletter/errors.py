@@ -8,7 +8,12 @@ reported together rather than one per run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from newsletter.deliver.backends.base import Outcome
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,16 @@ class SendError(NewsletterError):
 
 
 class BackendError(NewsletterError):
-    """A backend could not be built or could not hand messages off; carries the remote answer."""
+    """A backend could not be built or could not hand messages off; carries the remote answer.
+
+    `outcomes` are the recipients whose fate was settled before the backend gave up (handed
+    off earlier in the same batch, or refused together with the request that stopped it):
+    the send loop records them, or a rerun would send the earlier ones again.
+    """
+
+    def __init__(self, message: str = "", *, outcomes: Sequence[Outcome] = ()) -> None:
+        super().__init__(message)
+        self.outcomes: list[Outcome] = list(outcomes)
 
 
 class MissingSecret(NewsletterError):

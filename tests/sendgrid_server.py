@@ -1,7 +1,7 @@
 """A real HTTP server on loopback standing in for SendGrid's `POST /v3/mail/send`.
 
-Why a server and not a mock: the backend must be exercised through the real `sendgrid`
-client, real sockets and real JSON, and every request must pass the schema SendGrid
+Why a server and not a mock: the backend must be exercised through its real HTTP path,
+real sockets and real JSON, and every request must pass the schema SendGrid
 publishes (`tests/data/sendgrid/tsg_mail_v3.json`, `components.requestBodies.PostMailSend`)
 plus the limits its documentation states but the schema does not. Anything SendGrid would
 refuse, this server refuses with SendGrid's error body shape, so a test cannot pass
@@ -626,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
 def measure(n: int, *, validate: bool, batch: int = 1000, issue: str = "2011-11-28-free-ales-bialiatski") -> str:
     """Send the example issue to `n` made-up readers through the real backend into this server.
 
-    The whole path after the send loop: PayloadBuilder, the real `sendgrid` client, HTTP on
+    The whole path after the send loop: PayloadBuilder, the real backend, HTTP on
     loopback, JSON parsing and the documented limits (and the schema when `validate`). The
     server runs in the same process, so the figure is a floor for the client on its own.
     """

@@ -20,6 +20,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.backends import Backend, Outcome, get_backend
+from newsletter.deliver.backends.base import Hooks
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
 from newsletter.errors import BackendError
 from tests.sendgrid_server import SendGridServer
@@ -99,7 +100,7 @@ class SMTPHarness(Harness):
 
 
 class SendGridHarness(Harness):
-    """The real `sendgrid` client against the schema-checking stand-in (tests/sendgrid_server.py)."""
+    """The real SendGrid backend against the schema-checking stand-in (tests/sendgrid_server.py)."""
 
     name = "sendgrid"
     key = "SG.contract-key"
@@ -190,11 +191,8 @@ def test_handoff_is_announced_before_each_outcome(harness: Harness, config: Conf
     events: list[tuple[str, str]] = []
     rs = recipients(config, 4)
     with harness.backend(config) as backend:
-        if not backend.reports_handoff:
-            pytest.skip(f"{harness.name} does not report hand-offs: the send loop marks whole batches")
-        backend.on_handoff = lambda batch: events.extend(("handoff", r.email) for r in batch)
-        backend.on_outcome = lambda o: events.append(("outcome", o.email))
-        backend.open(message(built))
+        backend.open(message(built), Hooks(handoff=lambda batch: events.extend(("handoff", r.email) for r in batch),
+                                           outcome=lambda o: events.append(("outcome", o.email))))
         backend.send_messages(rs)
     for r in rs:
         assert events.index(("handoff", r.email)) < events.index(("outcome", r.email))

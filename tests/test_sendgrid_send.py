@@ -1,4 +1,4 @@
-"""`newsletter send --backend sendgrid` end to end: a real process, the real `sendgrid` client,
+"""`newsletter send --backend sendgrid` end to end: a real process, the real SendGrid backend,
 a real SQLite ledger, and the schema-validating SendGrid stand-in on loopback."""
 
 from __future__ import annotations

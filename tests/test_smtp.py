@@ -17,7 +17,7 @@ from newsletter.audience.tokens import read_token
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import SendReport, send_issue
+from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.errors import BackendError
 from newsletter.store import Store, open_store
 from tests.sendkit import SLUG, address, make_project
@@ -37,8 +37,8 @@ class Ctx:
              **options: object) -> SendReport:
         options.setdefault("retry_delay", 0.01)
         backend = get_backend("smtp", self.config, **options)
-        return send_issue(self.built, backend, self.root / "subscribers.csv", self.conn, keys=KEYS,
-                          resend_uncertain=resend_uncertain, batch_size=batch_size)
+        options = SendOptions(backend, batch_size=batch_size, resend_uncertain=resend_uncertain)
+        return send_issue(self.built, options, self.root / "subscribers.csv", self.conn, keys=KEYS)
 
     def ledger(self) -> dict[str, tuple[str, str]]:
         with sqlite3.connect(self.config.database) as conn:

@@ -300,6 +300,27 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
             )
 
 
+def columns_of(path: Path, *, display: str | None = None) -> list[str]:
+    """The merge-field names of the list's header row (`email`, `name`, `language` included),
+    reading only the first line: what `check` and a send's preflight compare an issue's
+    placeholders against. Raises InputError like read_subscribers for a bad header."""
+    name = display or str(path)
+    try:
+        with path.open("rb") as f:
+            first = next(_decoded_lines(f, name), "")
+    except FileNotFoundError:
+        raise InputError([Problem(name, None, "", "subscriber file not found")]) from None
+    except OSError as e:
+        raise InputError([Problem(name, None, "", f"cannot read subscriber file: {e.strerror}")]) from None
+    try:
+        header = next(csv.reader([first], delimiter=sniff_delimiter(first), skipinitialspace=True), None)
+    except csv.Error as e:
+        raise InputError([Problem(name, 1, "", f"malformed CSV header: {e}")]) from None
+    if header is None or not any(h.strip() for h in header):
+        raise InputError([Problem(name, 1, "", "empty file: expected a header row with an 'email' column")])
+    return [c for c in _columns(name, header) if c]
+
+
 def _rows(reader: Iterator[list[str]], email_col: int, skip: Callable[[list[str]], set[str]] | None,
           done: set[str]) -> Iterator[tuple[int, list[str], str | None]]:
     """(first physical line, cells, csv error) per row. With `skip`, rows are read CHUNK at a
@@ -383,4 +404,5 @@ def _columns(name: str, header: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["Subscriber", "Rejected", "Done", "ReadStats", "read_subscribers", "normalise_address", "STANDARD_FIELDS"]
+__all__ = ["Subscriber", "Rejected", "Done", "ReadStats", "read_subscribers", "columns_of", "normalise_address",
+           "STANDARD_FIELDS"]

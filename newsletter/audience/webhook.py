@@ -30,14 +30,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from newsletter.deliver.constants import ISSUE_ARG  # the custom_args key the SendGrid backend sets
 from newsletter.errors import NewsletterError
 from newsletter.store.db import email_key
 
 if TYPE_CHECKING:
     from newsletter.store import Store
 
-#: The custom_args key carrying the issue id; SendGrid echoes custom args as top-level event keys.
-ISSUE_ARG = "newsletter_issue"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 DEFAULT_MAX_AGE = 600  # seconds; SendGrid signs each (re)delivery afresh

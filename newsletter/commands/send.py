@@ -13,12 +13,20 @@ from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
 from newsletter.commands._common import config_option, get_config, issue_files, issues_argument, took
 from newsletter.compose.build import Built, build_issue
 from newsletter.config import BACKENDS, Config
-from newsletter.deliver.send import Plan, SendReport, make_plan, send_issue, send_test, write_samples
+from newsletter.deliver.send import (
+    Plan,
+    SendOptions,
+    SendReport,
+    check_fields,
+    make_plan,
+    send_issue,
+    send_test,
+    write_samples,
+)
 from newsletter.errors import SendError
 from newsletter.paths import display
 
 if TYPE_CHECKING:
-    from newsletter.deliver.backends.base import Backend
     from newsletter.store import Store
 
 SAMPLES = 3
@@ -78,7 +86,9 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
     backend_name = backend or config.backend
     csv_path = (subscribers or config.subscribers).resolve()
     built = build_issue(issue, config, write=False)
-    _gate(built, refuse=not (dry_run or to or force))
+    if not (dry_run or to):
+        check_fields(built, csv_path, display=display(csv_path))  # no --force for this one
+    _gate(built, refuse=not (dry_run or to or force), subscribers=None if to else csv_path)
     no_mail_leaves = dry_run or backend_name == "outbox"  # only then may links use the development key
     keys = _keys(allow_development=no_mail_leaves, backend=backend_name)
 
@@ -100,6 +110,7 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
             click.echo(f"samples        {which}, as they would be sent: {display(samples[0].parent)}/")
             _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
+        check_fields(built, csv_path, display=display(csv_path))  # a send would refuse, even with --force
         return
 
     if to:
@@ -155,10 +166,10 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     _announce_key(keys)
     if not click.confirm(f"Send to {plan.to_send:,} subscribers via {backend_name}?", default=False):
         raise SendError("not sent")
-    progress = _Progress(plan.to_send)
+    progress = _Progress(plan.to_send + plan.bad_link_count)  # those fail, but are gone through
     try:
-        return send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
-                          rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
+        options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
+        return send_issue(built, options, csv_path, store, keys=keys,
                           total=plan.to_send, progress=progress, display=display(csv_path))
     finally:
         progress.close()
@@ -180,11 +191,19 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         size = 0  # read_subscribers says what is wrong with the file
     progress = _Progress(size, by_bytes=True)
     try:
-        report = send_issue(built, b, csv_path, store, keys=keys, resend_uncertain=resend_uncertain,
-                            rate=config.rate if rate is None else rate, batch_size=_batch_size(config, b),
+        options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
+        report = send_issue(built, options, csv_path, store, keys=keys,
                             progress=progress, display=display(csv_path))
     finally:
         progress.close()
+    if report.stopped:
+        # the list was not read to the end: its counts so far are not the list's, so none is
+        # shown as if it were (the report below says what was sent)
+        s = report.stats
+        pct = f", {100 * s.bytes_read / size:.0f}% of the file" if size else ""
+        click.echo(f"subscribers    {display(csv_path)}: the send stopped after reading {s.rows:,} "
+                   f"row{'' if s.rows == 1 else 's'}{pct}; the rest was not read")
+        return report
     plan = Plan(subscribers=display(csv_path), stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
                 uncertain_held=report.uncertain_held, editions=report.editions)
@@ -206,24 +225,21 @@ def _sync_suppressions(config: Config, store: Store) -> None:
     click.echo(f"suppressions   synced from SendGrid: {report.new:,} newly suppressed")
 
 
-def _batch_size(config: Config, backend: Backend) -> int:
-    """[send] batch_size if set, else the backend's own preference (SendGrid: a full request)."""
-    return config.batch_size if config.batch_size_set or not backend.batch_size else backend.batch_size
-
-
 def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
     click.echo("nothing to send")
     if uncertain_held:
-        raise SendError(f"{uncertain_held} uncertain: see `newsletter status {issue}`; "
-                        "resend them with --resend-uncertain")
+        raise SendError(f"{uncertain_held:,} uncertain: most such readers usually did get the message; list them "
+                        f"with `newsletter status {issue} --uncertain`; --resend-uncertain mails all of them again "
+                        "(a duplicate for each who already has it)")
 
 
-def _gate(built: Built, *, refuse: bool) -> None:
-    """Run `newsletter check`'s rules; show errors, and refuse a real send on them."""
+def _gate(built: Built, *, refuse: bool, subscribers: Path | None) -> None:
+    """Run `newsletter check`'s rules (merge fields against `subscribers`, the list being
+    sent); show errors, and refuse a real send on them."""
     from newsletter.lint import has_errors, lint
     from newsletter.lint.findings import dedupe
 
-    findings = dedupe([f for b in built.all() for f in lint(b)])  # every edition is checked
+    findings = dedupe([f for b in built.all() for f in lint(b, subscribers=subscribers)])  # every edition
     errors = [f for f in findings if f.is_error]
     for f in errors:
         click.echo(str(f), err=True)
@@ -277,6 +293,9 @@ def _print_plan(plan: Plan) -> None:
     ]
     if plan.uncertain_held:
         rows.append(("uncertain", plan.uncertain_held, "(held back: --resend-uncertain to resend)"))
+    if plan.bad_link_count:
+        rows.append(("bad link", plan.bad_link_count, f"{_lines(plan.bad_links)} (a value used as a link is not "
+                                                      "a URL: these readers fail, fix the list)"))
     width = max(6, *(len(f"{n:,}") for _, n, _ in rows))
     for label, n, note in rows:
         click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())
@@ -314,16 +333,19 @@ class _Progress:
         position = min(report.stats.bytes_read, self.total) if self.by_bytes else report.attempted
         step = position - self.done
         self.done = position
+        # what the backend answered, never what was merely attempted: a request refused
+        # (429 every time) is `failed`, not `sent`
+        tally = f"sent {report.sent:,}" + (f" · failed {report.failed:,}" if report.failed else "") + \
+            (f" · uncertain {report.uncertain:,}" if report.uncertain else "")
         if self.bar is not None:
-            label = f"{report.attempted:,} sent, " if self.by_bytes else ""
-            self.bar.update(step, f"{label}{report.rate:,.0f} msg/s")
+            self.bar.update(step, f"{tally}, {report.rate:,.0f} msg/s")
         elif time.monotonic() - self.last >= 5:
             self.last = time.monotonic()
             pct = 100 * self.done / self.total if self.total else 100
             if self.by_bytes:
-                click.echo(f"sent {report.attempted:,} ({pct:.0f}% of the list read), {report.rate:,.0f} msg/s")
+                click.echo(f"{tally} ({pct:.0f}% of the list read), {report.rate:,.0f} msg/s")
             else:
-                click.echo(f"sent {self.done:,}/{self.total:,} ({pct:.0f}%), {report.rate:,.0f} msg/s")
+                click.echo(f"{tally} of {self.total:,} ({pct:.0f}% handed off), {report.rate:,.0f} msg/s")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -332,22 +354,55 @@ class _Progress:
 
 
 def _print_report(report: SendReport, issue: Path, backend: str) -> None:
+    """What happened, once each, in numbers that are true: one line per kind of failure (a
+    refused request's readers share one reason), the stop once, and a hint that says what
+    a rerun will and will not do."""
     elapsed = time.monotonic() - report.started
-    click.echo(f"done in {took(elapsed, report.attempted)} via {backend}:")
+    click.echo(f"done in {took(elapsed, report.sent)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
     if report.editions:
         click.echo("  handed off per edition: " + ", ".join(f"{lang} {n:,}" for lang, n in report.editions.items()))
     if report.recovered:
         click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
-    for o in report.failures[:SHOW_ROWS]:
-        click.echo(f"failed {o.email}: {o.detail}", err=True)
+    stop = "; ".join(line.strip() for line in report.stopped.splitlines()) if report.stopped else None
+    examples: dict[str, list[str]] = {}
+    for o in report.failures:
+        examples.setdefault(o.detail, []).append(o.email)
+    for detail, n in report.failure_kinds.items():
+        who = _some(examples.get(detail, []), n)
+        if n == 1 and examples.get(detail):
+            click.echo(f"failed {examples[detail][0]}: {detail}", err=True)
+        elif stop is not None and "; ".join(line.strip() for line in detail.splitlines()) == stop:
+            click.echo(f"failed {n:,}: the request that stopped the send was refused, nothing in it was sent {who}",
+                       err=True)
+        else:
+            click.echo(f"failed {n:,}: {detail} {who}".rstrip(), err=True)
     for o in report.uncertain_list[:SHOW_ROWS]:
         click.echo(f"uncertain {o.email}: {o.detail}", err=True)
+    if report.uncertain > SHOW_ROWS:
+        click.echo(f"… and {report.uncertain - SHOW_ROWS:,} more uncertain", err=True)
+    if stop is not None:
+        click.echo(f"stopped: {stop}", err=True)
+    held = report.uncertain + report.uncertain_held
+    if held:
+        click.echo(f"{held:,} uncertain: their hand-off was cut before the answer came, and most such readers usually "
+                   f"did get the message. List them with `newsletter status {issue} --uncertain`; "
+                   "--resend-uncertain sends to all of them again, a duplicate for each who already has it", err=True)
+    retryable = report.failed - report.unfixable
     if report.stopped:
-        click.echo(f"stopped: {report.stopped}", err=True)
-    if report.uncertain or report.uncertain_held:
-        click.echo(f"{report.uncertain + report.uncertain_held:,} uncertain: see `newsletter status {issue}`; "
-                   "resend them with --resend-uncertain", err=True)
-    if report.failed or report.stopped:
-        click.echo("run the same command again to retry what was not sent", err=True)
+        click.echo("once the cause is fixed, run the same command again: it sends only to who has not had it",
+                   err=True)
+    elif retryable:
+        click.echo(f"run the same command again to retry the {retryable:,} failed", err=True)
+    if report.unfixable:
+        click.echo(f"{report.unfixable:,} failed for a reason a rerun alone will not fix: correct their rows "
+                   "in the subscriber list as said above", err=True)
+
+
+def _some(emails: list[str], n: int, show: int = 3) -> str:
+    """`(a@x, b@x, c@x and 997 more)`: who, without a line each."""
+    if not emails:
+        return ""
+    more = f" and {n - min(show, len(emails)):,} more" if n > show else ""
+    return f"({', '.join(emails[:show])}{more})"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.commands._common import config_option, get_config, issue_files
+from newsletter.config import Config
 
 SHOW = 20
 
@@ -15,8 +16,11 @@ SHOW = 20
 @click.argument("issues", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
               help="Subscriber CSV to count what is still pending (default: from newsletter.toml).")
+@click.option("--uncertain", "list_uncertain", is_flag=True,
+              help="List every uncertain reader's address, one a line (nothing else on stdout).")
 @config_option
-def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_path: Path | None) -> None:
+def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_uncertain: bool,
+                   config_path: Path | None) -> None:
     """Show how far the send of ISSUE has got: sent, pending, failed, uncertain.
 
     With no issue, every issue in issues/ beside newsletter.toml; with a folder or several
@@ -27,9 +31,10 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_pa
     them with `newsletter send ISSUE --resend-uncertain`.
 
     \b
-    Example:
+    Examples:
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml
         newsletter status
+        newsletter status issues/2011-11-28-free-ales-bialiatski.yaml --uncertain > uncertain.txt
     """
     if len(issues) != 1 or issues[0].is_dir():
         from newsletter.commands._overview import print_overview
@@ -44,6 +49,9 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_pa
     from newsletter.store.ledger import Ledger
 
     config = get_config(config_path, near=issue)
+    if list_uncertain:
+        _list_uncertain(issue, config)
+        return
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
     loaded, editions = load_with_editions(issue)
@@ -91,3 +99,29 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, config_pa
     finally:
         if store is not None:
             store.close()
+
+
+def _list_uncertain(issue: Path, config: Config) -> None:
+    """Every reader whose hand-off has an unknown outcome (`uncertain`, or `sending` left by a
+    killed run), one address a line on stdout, so they can be looked up or written to; the
+    count and what resending costs on stderr."""
+    from newsletter.compose.issue import load_issue
+    from newsletter.paths import display
+    from newsletter.store import open_store, store_exists
+    from newsletter.store.ledger import Ledger
+
+    slug = load_issue(issue, display=display(issue)).slug
+    if not store_exists(config):
+        click.echo("0 uncertain: nothing has been sent yet", err=True)
+        return
+    store = open_store(config, readonly=True)
+    try:
+        ledger = Ledger(store, slug)
+        rows = ledger.rows("uncertain") + ledger.rows("sending")
+    finally:
+        store.close()
+    for row in sorted(rows, key=lambda r: r.email):
+        click.echo(row.email)
+    click.echo(f"{len(rows):,} uncertain: most such readers usually did get the message; "
+               f"`newsletter send {issue} --resend-uncertain` mails all of them again "
+               "(a duplicate for each who has it)", err=True)

@@ -32,7 +32,8 @@ from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
 from newsletter.audience.tokens import make_token
-from newsletter.deliver.placeholders import PLACEHOLDER, Template
+from newsletter.deliver.constants import ONE_CLICK
+from newsletter.deliver.placeholders import DEFAULT, PLACEHOLDER, Template
 from newsletter.errors import InputError, Problem
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ def make_recipient(*, email: str, name: str, language: str, fields: Mapping[str,
     if config.unsubscribe_mailto:
         header += f", <mailto:{config.unsubscribe_mailto}?subject=unsubscribe%20{token}>"  # token is URL-safe
     values = dict(fields)
-    values.update(name=name or fallback_name, email=email, unsubscribe_url=url)
+    values.update(name=name, email=email, unsubscribe_url=url)
+    if fallback_name:
+        values["name" + DEFAULT] = fallback_name
     domain = config.sender_address.rsplit("@", 1)[-1]
     return Recipient(email=email, name=name or None, fields=values, list_unsubscribe=header,
                      message_id=message_id(slug, email, domain, unique=unique_id), language=language)
@@ -220,13 +222,14 @@ def _subject_header(subject: str) -> bytes:
 class _Part:
     """One body part, cut at its placeholders, its static pieces encoded once."""
 
-    __slots__ = ("head", "pieces", "wire_pieces", "fields", "escape")
+    __slots__ = ("head", "pieces", "wire_pieces", "fields", "fallbacks", "escape")
 
     def __init__(self, subtype: str, text: str, *, escape: bool):
         self.head = (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\n"
                      "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode("ascii")
-        template = Template(text.replace("\r\n", "\n"))
+        template = Template(text.replace("\r\n", "\n"), escape_html=escape)
         self.fields = template.fields
+        self.fallbacks = template.fallbacks
         self.escape = escape
         # every static piece but the last is followed by a soft break, so each encodes alone
         self.pieces = [_qp(p) + (SOFT_BREAK if i < len(template.parts) - 1 else b"")
@@ -238,8 +241,8 @@ class _Part:
         out.append(self.head)
         out.append(pieces[0])
         esc = self.escape
-        for i, name in enumerate(self.fields, 1):
-            value = values.get(name) or ""
+        for i, (name, fallback) in enumerate(zip(self.fields, self.fallbacks, strict=True), 1):
+            value = values.get(name) or fallback or values.get(name + DEFAULT)
             if value:
                 encoded = _qp(html.escape(value, quote=True) if esc else value)
                 out.append(_dot_stuffed(encoded) if wire else encoded)

@@ -1,7 +1,7 @@
 """The send loop: subscribers -> suppressions -> ledger -> backend. Also the dry run and --to.
 
     plan = make_plan(built, csv, store)                    # counts; writes nothing
-    report = send_issue(built, backend, csv, store, keys)  # resumable, kill-safe
+    report = send_issue(built, SendOptions(backend), csv, store, keys=keys)  # resumable, kill-safe
 
 The subscriber CSV is streamed in batches; for each batch the ledger says who already
 has the issue, the suppression list is asked right before the hand-off (so an
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +29,20 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
 from newsletter.compose import i18n
 from newsletter.compose.build import Built
-from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.compose.schema import url_problem
+from newsletter.config import Config
+from newsletter.deliver.backends.base import Backend, Hooks, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient, make_recipient, prepare_message
-from newsletter.errors import BackendError, SendError
+from newsletter.deliver.placeholders import STANDARD_FIELDS, link_fields, locate_field, unknown_fields
+from newsletter.deliver.placeholders import value as field_value
+from newsletter.errors import BackendError, InputError, Problem, SendError
 from newsletter.store import Store, email_key
 from newsletter.store.ledger import Ledger
 
 KEEP = 200  # failures / uncertain addresses kept in a report for display
+DEFAULT_BATCH = 500  # readers per batch when neither [send] batch_size nor the backend says
+KINDS = 50  # distinct failure reasons counted in a report
+OTHER = "other reasons"
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Plan:
     suppressed: int = 0
     already_sent: int = 0
     uncertain_held: int = 0  # uncertain (or left `sending`) and not resent without the flag
+    bad_links: list[Subscriber] = field(default_factory=list)  # would fail the link check (first KEEP)
+    bad_link_count: int = 0  # not part of to_send: their send fails, per reader
     first: list[Subscriber] = field(default_factory=list)  # a few of to_send, for samples
     editions: dict[str, int] = field(default_factory=dict)  # to_send per edition's language (issues with editions)
 
@@ -67,6 +76,10 @@ class SendReport:
     recovered: int = 0  # `sending` rows a killed run left behind, now `uncertain`
     stats: ReadStats = field(default_factory=ReadStats)
     failures: list[Outcome] = field(default_factory=list)
+    #: how many failed with each distinct reason (at most KINDS reasons; the rest as one):
+    #: a stopped request's thousand readers share one reason and are reported once
+    failure_kinds: dict[str, int] = field(default_factory=dict)
+    unfixable: int = 0  # of failed: a rerun alone will not send them (their data breaks a rule)
     uncertain_list: list[Outcome] = field(default_factory=list)
     stopped: str | None = None  # the backend gave up: its words
     in_flight: int = 0  # handed to the backend, outcome not returned yet
@@ -81,8 +94,10 @@ class SendReport:
 
     @property
     def rate(self) -> float:
+        """Messages sent per second: what the service took, not what was tried (a refused
+        request is no throughput)."""
         elapsed = time.monotonic() - self.started
-        return self.attempted / elapsed if elapsed > 0 else 0.0
+        return self.sent / elapsed if elapsed > 0 else 0.0
 
 
 # --- classifying readers --------------------------------------------------------------------
@@ -148,10 +163,16 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
     ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
                             display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
-    for batch in _batches(rows, 500):
+    links = _link_fields(built)
+    for batch in _batches(rows, DEFAULT_BATCH):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, store, resend_uncertain):
             if not _passed_over(plan, what):
+                if links and link_problem(links, s.fields) is not None:
+                    plan.bad_link_count += 1
+                    if len(plan.bad_links) < KEEP:
+                        plan.bad_links.append(s)
+                    continue
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
                 plan.resending_uncertain += what == "uncertain"
@@ -179,18 +200,64 @@ def edition_counts(built: Built, subscribers: Path, store: Store | None) -> dict
     return counts
 
 
+# --- preflight ------------------------------------------------------------------------------
+
+
+def check_fields(built: Built, subscribers: Path, *, display: str | None = None) -> None:
+    """Refuse an issue whose merge fields are not all standard fields or columns of `subscribers`.
+
+    A misspelt `{{ nmae }}` would reach every reader as an empty string; no --force
+    makes that right. Raises InputError naming FILE:LINE of each such field in the issue
+    (or the template that uses it) and the columns the list has. Reads only the header.
+    """
+    from newsletter.audience.subscribers import columns_of
+    from newsletter.compose.render import default_theme
+    from newsletter.paths import display as shown
+
+    csv_name = display or str(subscribers)
+    columns = columns_of(subscribers, display=csv_name)
+    problems: dict[Problem, None] = {}  # a theme template's field is one problem, whatever the edition
+    for b in built.all():  # every edition reaches some reader
+        for name in unknown_fields(b.rendered.fields, columns):
+            file, line = locate_field(b.issue.path, (built.config.templates_dir, default_theme()), name)
+            problems[Problem(shown(file), line, "{{ " + name + " }}",
+                             f"neither a standard field ({', '.join(STANDARD_FIELDS)}) nor a column of "
+                             f"{csv_name} (its columns: {', '.join(columns)}); not sent: every reader "
+                             "would get it empty")] = None
+    if problems:
+        raise InputError(list(problems))
+
+
+def _link_fields(built: Built) -> list[tuple[str, str]]:
+    """The fields used as whole links in the issue or any of its editions (a reader may get any)."""
+    return list(dict.fromkeys(f for b in built.all() if b.rendered is not None for f in link_fields(b.rendered.html)))
+
+
 # --- recipients ---------------------------------------------------------------------------
 
 
 
 class RecipientMaker:
-    """Subscriber -> Recipient for one issue: signed link, headers, name fallback per language."""
+    """Subscriber -> Recipient for one issue: signed link, headers, name fallback per language.
+
+    Also the per-reader link check (`problem`): a subscriber value that becomes a whole link
+    (`url: "{{ website }}"`, `[x]({{ website }})`) must pass the rule literal links pass
+    (absolute https/http/mailto). A reader whose value does not is not sent at all, in any
+    backend, and gets one `failed` line saying which column to fix: dropping just the link
+    would send a message that silently differs from the one the editor checked, and the
+    reader's other values came from the same suspect row.
+    """
 
     def __init__(self, built: Built, keys: SigningKeys, *, unique_ids: bool = False):
         self.built = built
         self.keys = keys
         self.unique_ids = unique_ids
         self._fallbacks: dict[str, str] = {}
+        self.links = _link_fields(built)
+
+    def problem(self, r: Recipient) -> str | None:
+        """Why `r` cannot be sent (a value filled into a link is not a URL an email may carry), or None."""
+        return link_problem(self.links, r.fields)
 
     def fallback_name(self, language: str) -> str:
         if language not in self._fallbacks:
@@ -227,7 +294,8 @@ class Editions:
 
     def submit(self, backend: Backend, todo: list[Recipient]) -> list[Outcome]:
         """`backend.submit(todo)`, one edition at a time: a backend sends the message it was
-        opened with, so it is re-opened on the next edition's (a no-op for an issue without)."""
+        opened with, so it is re-opened on the next edition's, with the hooks the send loop gave
+        it (a no-op for an issue without editions)."""
         if not self.built.editions:
             return backend.submit(todo)
         groups: dict[str, tuple[Built, list[Recipient]]] = {}
@@ -237,30 +305,76 @@ class Editions:
         outcomes: list[Outcome] = []
         for edition, group in groups.values():
             message = self.message(edition)
-            if backend.message is not message:
-                backend.open(message)
+            if backend.message is not message:  # same hooks: the ledger hears of every hand-off
+                backend.open(message, backend.hooks)
             self.counts[edition.language] += len(group)
             try:
                 outcomes += backend.submit(group)
             except BackendError as e:  # what the earlier editions settled is reported with it
-                e.outcomes = outcomes + list(getattr(e, "outcomes", []) or [])  # type: ignore[attr-defined]
+                e.outcomes = outcomes + e.outcomes
                 raise
         return outcomes
+
+
+def link_problem(links: list[tuple[str, str]], values: Mapping[str, str]) -> str | None:
+    """The first of `links` ((field, fallback) used as a whole URL) whose value in `values` fails
+    the literal-link rule, said as a report line; None if all pass (or are empty)."""
+    for name, fallback in links:
+        url = field_value(values, name, fallback)
+        if url and (why := url_problem(url)) is not None:
+            return (f"not sent: the '{name}' value is used as a link and is not an absolute https, http "
+                    f"or mailto URL ({_shorten(why)}); fix that column of the subscriber list")
+    return None
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- the send ------------------------------------------------------------------------------
 
 
-def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, *,
-               keys: SigningKeys, resend_uncertain: bool = False, rate: float = 0, batch_size: int = 500,
-               total: int = 0, progress: Callable[[SendReport], None] | None = None,
+@dataclass(frozen=True)
+class SendOptions:
+    """How a send runs, decided once: the backend, readers per batch, rate, what to resend.
+
+    `batch_size` 0 takes the backend's own preference (SendGrid: 1,000, a full request),
+    else DEFAULT_BATCH. A rate caps it so the send makes about ten small batches a second,
+    each waiting its turn, instead of a burst then a pause. After construction
+    `batch_size` is the size the send uses.
+    """
+
+    backend: Backend
+    batch_size: int = 0
+    rate: float = 0  # messages per second at most; 0: no limit
+    resend_uncertain: bool = False
+
+    def __post_init__(self) -> None:
+        size = self.batch_size or self.backend.batch_size or DEFAULT_BATCH
+        if self.rate > 0:
+            size = max(1, min(size, int(self.rate // 10)))
+        object.__setattr__(self, "batch_size", size)
+
+    @classmethod
+    def from_config(cls, config: Config, backend: Backend, *, rate: float | None = None,
+                    resend_uncertain: bool = False) -> SendOptions:
+        """[send] batch_size and rate from newsletter.toml; `rate` (the --rate option) overrides."""
+        return cls(backend, batch_size=config.batch_size if config.batch_size_set else 0,
+                   rate=config.rate if rate is None else rate, resend_uncertain=resend_uncertain)
+
+
+def send_issue(built: Built, options: SendOptions, subscribers: Path, store: Store, *,
+               keys: SigningKeys, total: int = 0, progress: Callable[[SendReport], None] | None = None,
                display: str | None = None) -> SendReport:
     """Send the issue to everyone in `subscribers` who has not had it yet. Resumable.
 
     The caller holds `store.issue_lock` so two runs never send the same issue at once.
     Returns a report; raises only if the send cannot start (the backend's own errors
-    mid-way stop the loop and are reported in `report.stopped`).
+    mid-way stop the loop and are reported in `report.stopped`). `total` is what the plan
+    said would be sent (for the progress display).
     """
+    check_fields(built, subscribers, display=display)  # before anything is written
+    backend, rate = options.backend, options.rate
     report = SendReport(total=total)
     ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()
@@ -268,8 +382,6 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
     report.editions = editions.counts
     message = editions.message(built)
     maker = RecipientMaker(built, keys)
-    if rate > 0:  # about ten small batches a second, each waiting for its turn: no bursts
-        batch_size = max(1, min(batch_size, int(rate // 10)))
     rows = read_subscribers(subscribers, default_language=built.language, stats=report.stats,
                             display=display or str(subscribers), skip=ledger.sent_among)
     reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
@@ -290,30 +402,34 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
         if progress is not None:
             progress(report)
 
-    if backend.reports_handoff:
-        backend.on_handoff = ledger.mark_sending
-        backend.on_outcome = on_outcome
     try:
-        backend.open(message)  # connects: a wrong host or password stops here, before anyone is marked
-        for batch in _batches(rows, batch_size):
+        # connects: a wrong host or password stops here, before anyone is marked
+        backend.open(message, Hooks(handoff=ledger.mark_sending, outcome=on_outcome))
+        for batch in _batches(rows, options.batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
-            for s, what in _classify(batch, statuses, store, resend_uncertain, ledger.lock):
+            refused: list[Outcome] = []
+            for s, what in _classify(batch, statuses, store, options.resend_uncertain, ledger.lock):
                 if not _passed_over(report, what):
-                    todo.append(maker(s))
+                    r = maker(s)
+                    why = maker.problem(r)
+                    if why is None:
+                        todo.append(r)
+                    else:
+                        refused.append(Outcome(r.email, "failed", why, retryable=False))
+            if refused:
+                settle(refused)
             if not todo:
                 continue
             if rate > 0:
                 ahead = report.started + (report.attempted + report.in_flight) / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            if not backend.reports_handoff:
-                ledger.mark_sending(todo)
             report.in_flight += len(todo)
             try:
                 outcomes = editions.submit(backend, todo)  # may return before all of `todo` is settled
             except BackendError as e:
-                outcomes = list(getattr(e, "outcomes", []) or [])
+                outcomes = e.outcomes
                 report.stopped = str(e)
             report.in_flight -= len(outcomes)
             settle(outcomes)
@@ -323,15 +439,14 @@ def send_issue(built: Built, backend: Backend, subscribers: Path, store: Store, 
             try:
                 outcomes = backend.finish()
             except BackendError as e:
-                outcomes = list(getattr(e, "outcomes", []) or [])
+                outcomes = e.outcomes
                 report.stopped = str(e)
             report.in_flight -= len(outcomes)
             settle(outcomes)
     finally:
         try:
-            backend.close()  # first: a backend's sender thread must be done before its hooks go
+            backend.close()  # first: a backend's sender thread must be done before the ledger is flushed
         finally:
-            backend.on_handoff = backend.on_outcome = None
             ledger.flush()
             # rows this run marked but never resolved (backend stopped mid-batch): not known
             report.uncertain += ledger.recover()
@@ -346,6 +461,10 @@ def _tally(report: SendReport, outcomes: list[Outcome]) -> None:
             report.sent += 1
         elif o.status == "failed":
             report.failed += 1
+            report.unfixable += not o.retryable
+            kinds = report.failure_kinds
+            kind = o.detail if o.detail in kinds or len(kinds) < KINDS else OTHER
+            kinds[kind] = kinds.get(kind, 0) + 1
             if len(report.failures) < KEEP:
                 report.failures.append(o)
         else:
@@ -369,6 +488,8 @@ def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)
     recipient = maker(Subscriber(email=email, name="", language=built.language, fields={}, line=0))
+    if (why := maker.problem(recipient)) is not None:
+        raise SendError(f"--to {email}: {why}")
     backend.open(message)
     try:
         return backend.send_messages([recipient])[0]
@@ -400,4 +521,4 @@ def _safe(email: str) -> str:
     return file_name(email)[:-4]
 
 
-__all__ = ["Plan", "SendReport", "make_plan", "send_issue", "send_test", "write_samples", "email_key"]
+__all__ = ["Plan", "SendOptions", "SendReport", "make_plan", "send_issue", "send_test", "write_samples", "email_key"]

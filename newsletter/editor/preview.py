@@ -29,7 +29,7 @@ from newsletter.compose import i18n
 from newsletter.compose.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, build_issue
 from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
-from newsletter.deliver.placeholders import Template
+from newsletter.deliver.placeholders import DEFAULT, Template
 from newsletter.errors import InputError, NewsletterError
 
 HOST = "127.0.0.1"
@@ -94,8 +94,9 @@ def recipient_values(config: Config, email: str | None, language: str) -> tuple[
     if chosen is None:
         return SAMPLE_RECIPIENT["email"], {**SAMPLE_RECIPIENT, "unsubscribe_url": unsubscribe}
     values = dict(chosen.fields)
-    values.update(name=chosen.name or i18n.gettext(chosen.language or language, "reader"), email=chosen.email,
-                  unsubscribe_url=unsubscribe)
+    # the name's language fallback only where the placeholder names none ({{ name | default("friend") }})
+    values.update(name=chosen.name, email=chosen.email, unsubscribe_url=unsubscribe)
+    values["name" + DEFAULT] = i18n.gettext(chosen.language or language, "reader")
     return chosen.email, values
 
 

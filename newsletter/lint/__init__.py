@@ -16,22 +16,27 @@ config, the template for what the theme wrote.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from newsletter.compose.build import Built
-from newsletter.lint import a11y, content, css, language, links, mjml
+from newsletter.lint import a11y, content, css, fields, language, links, mjml
 from newsletter.lint.context import Context
 from newsletter.lint.findings import Finding, dedupe, has_errors
 from newsletter.lint.mjml import validate_mjml
 from newsletter.lint.online import check_online
 
-RULES = (*content.RULES[:4], *a11y.RULES, *links.RULES, *content.RULES[4:], *mjml.RULES, *css.RULES, *language.RULES)
+RULES = (*content.RULES[:4], *a11y.RULES, *fields.RULES, *links.RULES, *content.RULES[4:], *mjml.RULES,
+         *css.RULES, *language.RULES)
 
 
-def lint(built: Built, *, strict_css: bool = False) -> list[Finding]:
+def lint(built: Built, *, strict_css: bool = False, subscribers: Path | None = None) -> list[Finding]:
     """Every finding about a built issue, in a stable order. Pure: no network, no writes.
 
     `strict_css` also reports CSS that only one major client lacks (see `lint.css`).
+    `subscribers`: the list the issue is for (merge fields must be its columns); by
+    default the project's configured `subscribers` file, when it exists.
     """
-    ctx = Context(built, strict_css=strict_css)
+    ctx = Context(built, strict_css=strict_css, subscribers=subscribers)
     out: list[Finding] = []
     for rule in RULES:
         out.extend(rule(ctx))

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.compose.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, Built
+from newsletter.deliver.constants import ONE_CLICK
 from newsletter.deliver.placeholders import PLACEHOLDER, Template
 from newsletter.lint.context import Context
 from newsletter.lint.findings import Finding
@@ -116,7 +117,7 @@ def _unsubscribe(ctx: Context) -> Iterator[Finding]:
             yield Finding(ctx.issue_file, None, "error",
                           "the built message has no List-Unsubscribe header: inboxes show no unsubscribe button",
                           "unsubscribe")
-        if (headers.get("List-Unsubscribe-Post") or "").strip() != "List-Unsubscribe=One-Click":
+        if (headers.get("List-Unsubscribe-Post") or "").strip() != ONE_CLICK:
             yield Finding(ctx.issue_file, None, "error",
                           "the built message has no List-Unsubscribe-Post: List-Unsubscribe=One-Click header "
                           "(RFC 8058): Gmail and Yahoo require one-click unsubscribe from bulk senders",

@@ -27,6 +27,7 @@ class Context:
     config_lines: list[str] = field(default_factory=list)
     templates: list[Path] = field(default_factory=list)
     strict_css: bool = False
+    subscribers: Path | None = None  # the list being sent; None: the configured one
 
     def __post_init__(self) -> None:
         b = self.built

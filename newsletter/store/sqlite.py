@@ -21,6 +21,7 @@ import fcntl
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,7 +107,7 @@ class SqliteStore(SqlStore):
             # SQLite opens lazily: read now, so an unreadable file fails here, not mid-command
             version = self.schema_version()
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                _use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             _check_version(name, version)
             if migrate and not readonly and version < len(MIGRATIONS):
@@ -200,6 +201,23 @@ class SqliteStore(SqlStore):
         """Fold the WAL back into the file (after a bulk load, so the copy is one file)."""
         with self._reading():
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL (once per file; later opens find it set). Switching needs a moment alone
+    with the file and SQLite does not wait for it (the busy timeout does not apply), so two
+    processes creating the file at once would see "database is locked": retry within the
+    busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _check_version(name: str, version: int) -> None:

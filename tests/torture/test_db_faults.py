@@ -31,7 +31,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
+from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
 from newsletter.store import open_store
 from newsletter.store import sqlite as sqlite_store
@@ -203,7 +203,8 @@ def test_ledger_locked_longer_than_busy_timeout_mid_send(tmp_path: Path, monkeyp
         def run() -> None:
             conn = open_store(database)
             try:
-                send_issue(built, get_backend("smtp", config), config.subscribers, conn, keys=keys, batch_size=100)
+                send_issue(built, SendOptions(get_backend("smtp", config), batch_size=100), config.subscribers, conn,
+                           keys=keys)
             except BaseException as e:  # noqa: BLE001 - the test inspects it
                 errors.append(e)
             finally:

@@ -32,7 +32,7 @@ from newsletter.audience.tokens import make_token
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
+from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
 from newsletter.store import open_store
 from tests.conftest import run
@@ -219,7 +219,7 @@ def _in_process(ev: Evidence, root: Path, tmp_path: Path) -> None:
             for name in ("smtp", "sendgrid"):
                 backend = get_backend(name, config)
                 ev.add(f"repr({name} backend)", repr(backend))
-                report = send_issue(built, backend, config.subscribers, conn, keys=signing_keys())
+                report = send_issue(built, SendOptions(backend), config.subscribers, conn, keys=signing_keys())
                 ev.add(f"{name} report", repr(report))
             conn.close()
             ev.add("repr(signing keys)", repr(signing_keys()))
@@ -230,7 +230,7 @@ def _in_process(ev: Evidence, root: Path, tmp_path: Path) -> None:
                 try:
                     b = get_backend(name, cfg)
                     conn = open_store(tmp_path / f"{name}-err.db")
-                    send_issue(built, b, config.subscribers, conn, keys=signing_keys())
+                    send_issue(built, SendOptions(b), config.subscribers, conn, keys=signing_keys())
                 except NewsletterError as e:
                     ev.add(f"{name} exception", f"{e!s} {e!r} {e.lines()}")
             os.environ["NEWSLETTER_SECRET"] = "short"

@@ -1,6 +1,6 @@
 """A send through a hostile SendGrid stand-in: random 429s, 5xx, slow answers, resets, 400s.
 
-The real `sendgrid` client posts to tests/sendgrid_server.py's schema-checking server on
+The real SendGrid backend posts to tests/sendgrid_server.py's schema-checking server on
 loopback (subclassed in hostile_sendgrid.py to misbehave at random). A 400 stops the send
 with SendGrid's own words, as it must; the test then reruns, like a user would, until a
 run gets through. Afterwards every personalization is accounted for: accepted exactly
@@ -21,7 +21,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import SendReport, send_issue
+from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
@@ -49,7 +49,7 @@ def _send(root: Path, url: str, waits: list[tuple[float, float]]) -> SendReport:
     try:
         backend = get_backend("sendgrid", config, backoff=0.01, max_backoff=0.05, per_request=PER_REQUEST,
                               uncertain_limit=3, sleep=sleep)
-        return send_issue(built, backend, config.subscribers, conn, keys=KEYS, batch_size=100)
+        return send_issue(built, SendOptions(backend, batch_size=100), config.subscribers, conn, keys=KEYS)
     finally:
         conn.close()
 

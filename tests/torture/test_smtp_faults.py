@@ -20,7 +20,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.deliver.backends import get_backend
-from newsletter.deliver.send import send_issue
+from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.torture.accounting import account, ledger_rows, suppress_some
@@ -40,7 +40,7 @@ def _send(root: Path, port: int, *, connections: int = 4) -> object:
     try:
         backend = get_backend("smtp", config, host="127.0.0.1", port=port, timeout=0.5, retries=6,
                               retry_delay=0.005, connections=connections)
-        return send_issue(built, backend, config.subscribers, conn, keys=KEYS, batch_size=200)
+        return send_issue(built, SendOptions(backend, batch_size=200), config.subscribers, conn, keys=KEYS)
     finally:
         conn.close()
 

@@ -9,13 +9,8 @@ import importlib
 
 from newsletter.config import Config
 from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.deliver.constants import BACKENDS
 from newsletter.errors import BackendError
-
-BACKENDS = {
-    "outbox": "newsletter.deliver.backends.outbox:OutboxBackend",
-    "smtp": "newsletter.deliver.backends.smtp:SMTPBackend",
-    "sendgrid": "newsletter.deliver.backends.sendgrid:SendGridBackend",
-}
 
 
 def get_backend(name: str, config: Config, **options: object) -> Backend:

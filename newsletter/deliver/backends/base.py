@@ -1,14 +1,21 @@
 """The backend contract, in the spirit of Django's mail backends.
 
     with get_backend("smtp", config) as backend:      # __init__ validates settings
-        backend.open(message)                          # connect; the issue's shared parts
+        backend.open(message, hooks)                   # connect; the issue's shared parts
         outcomes = backend.send_messages(recipients)   # one Outcome per recipient, in order
     # close() on exit
 
 A backend never raises for one recipient's failure: it reports it in that recipient's
 Outcome. It raises BackendError only when it cannot go on at all (bad credentials, the
-service refuses every request); the send loop then stops, and what was already reported
-stays recorded.
+service refuses every request), carrying in `BackendError.outcomes` what it settled before
+that; the send loop then stops, and what was already reported stays recorded.
+
+The send loop's `Hooks` are passed to `open()`. Every backend calls `self.handoff(...)`
+right before a hand-off becomes irrevocable (SMTP: before the final "." of DATA; an HTTP
+API: before the request; the outbox: before the file is renamed into place) and
+`self.done(outcome)` as soon as each outcome is known. The ledger marks exactly those
+recipients `sending` and records each outcome as it comes, so a kill at any moment leaves
+at most the hand-offs in flight `uncertain` (see store/ledger.py).
 """
 
 from __future__ import annotations
@@ -36,34 +43,49 @@ class Outcome:
     status: Status
     detail: str = ""  # the server's or ESP's own words for failures; message id for sends
     remote_id: str | None = None  # SMTP queue id / SendGrid X-Message-Id, when known
+    #: failed only: whether running the send again may succeed (a refused request, a full
+    #: mailbox) or cannot until the input changes (this reader's data breaks a limit or a rule)
+    retryable: bool = True
+
+
+def _nothing(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the send loop wants to hear during one open() session (outside a send: nothing).
+
+    `handoff(recipients)` must return (its write committed) before their hand-off becomes
+    irrevocable; if it raises, the backend must not hand them off. `outcome(o)` may be
+    called from a backend's own threads.
+    """
+
+    handoff: Callable[[Sequence[Recipient]], None] = _nothing
+    outcome: Callable[[Outcome], None] = _nothing
+
+
+NO_HOOKS = Hooks()
 
 
 class Backend(ABC):
     """Base class. Subclasses validate their settings in __init__ (fail early, name the setting)."""
 
     name: str = "base"
-    #: True if the backend calls `self.handoff(...)` right before each hand-off becomes
-    #: irrevocable (SMTP: before the final "." of DATA). Then the ledger marks exactly those
-    #: recipients `sending`, and a kill leaves at most the ones in flight `uncertain`.
-    #: Otherwise the send loop marks a whole batch `sending` before `send_messages`.
-    reports_handoff: bool = False
     #: Readers per batch this backend works best with, used when [send] batch_size is not
     #: set (None: the general default, 500). SendGrid: 1,000, one full request per batch.
     batch_size: int | None = None
-    #: Set by the send loop (the ledger's mark); None outside a recorded send.
-    on_handoff: Callable[[Sequence[Recipient]], None] | None = None
-    #: Set by the send loop: a backend that reports hand-offs also reports each outcome as
-    #: soon as it is known (through `self.done(outcome)`), so a kill mid-batch loses none.
-    on_outcome: Callable[[Outcome], None] | None = None
 
     def __init__(self, config: Config, **options: object) -> None:
         self.config = config
         self.options = options
         self.message: PreparedMessage | None = None
+        self.hooks: Hooks = NO_HOOKS
 
-    def open(self, message: PreparedMessage) -> None:
-        """Get ready to send `message` (connect, log in). Idempotent."""
+    def open(self, message: PreparedMessage, hooks: Hooks = NO_HOOKS) -> None:
+        """Get ready to send `message` (connect, log in), reporting to `hooks`. Idempotent."""
         self.message = message
+        self.hooks = hooks
 
     def return_path(self, recipient: Recipient) -> str | None:
         """The envelope sender for `recipient` when `[bounces] address` is set: a VERP
@@ -85,13 +107,11 @@ class Backend(ABC):
 
     def handoff(self, recipients: Sequence[Recipient]) -> None:
         """Backends call this just before `recipients` can no longer be taken back."""
-        if self.on_handoff is not None:
-            self.on_handoff(recipients)
+        self.hooks.handoff(recipients)
 
     def done(self, outcome: Outcome) -> Outcome:
-        """Backends that report hand-offs call this with each outcome as soon as it is known."""
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+        """Backends call this with each outcome as soon as it is known."""
+        self.hooks.outcome(outcome)
         return outcome
 
     @abstractmethod
@@ -103,9 +123,9 @@ class Backend(ABC):
         overlaps its network wait with the send loop's reading of the next batch).
 
         Returns the outcomes settled since the last call, of this batch or earlier ones;
-        `finish()` returns the rest. Such a backend reports hand-offs and outcomes (see
-        `reports_handoff`) as they happen, from whichever thread makes them, and `close()`
-        waits for a hand-off in flight. By default: `send_messages`, nothing left over.
+        `finish()` returns the rest. Such a backend reports hand-offs and outcomes through
+        its hooks as they happen, from whichever thread makes them, and `close()` waits for
+        a hand-off in flight. By default: `send_messages`, nothing left over.
         """
         return self.send_messages(recipients)
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsletter.config import Config
-from newsletter.deliver.backends.base import Backend, Outcome
-from newsletter.deliver.message import Recipient
+from newsletter.deliver.backends.base import NO_HOOKS, Backend, Hooks, Outcome
+from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
 
 
@@ -28,7 +28,6 @@ def file_name(email: str) -> str:
 
 class OutboxBackend(Backend):
     name = "outbox"
-    reports_handoff = True
 
     def __init__(self, config: Config, **options: object) -> None:
         super().__init__(config, **options)
@@ -36,9 +35,8 @@ class OutboxBackend(Backend):
         self.root = Path(str(folder)) if folder else config.outbox_dir
         self.folder: Path | None = None
 
-    def open(self, message: object) -> None:  # type: ignore[override]
-        super().open(message)  # type: ignore[arg-type]
-        assert self.message is not None
+    def open(self, message: PreparedMessage, hooks: Hooks = NO_HOOKS) -> None:
+        super().open(message, hooks)
         folder = self.root / self.message.issue_slug
         if self.message.test:
             folder = folder / "test"

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from newsletter.audience.secrets import SMTP_PASSWORD_VAR, env_secret
 from newsletter.config import Config
-from newsletter.deliver.backends.base import Backend, Outcome
+from newsletter.deliver.backends.base import NO_HOOKS, Backend, Hooks, Outcome
 from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
 
@@ -334,7 +334,6 @@ class _Connection:
 
 class SMTPBackend(Backend):
     name = "smtp"
-    reports_handoff = True
 
     def __init__(self, config: Config, **options: object) -> None:
         super().__init__(config, **options)
@@ -359,8 +358,8 @@ class SMTPBackend(Backend):
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
 
-    def open(self, message: PreparedMessage) -> None:
-        super().open(message)
+    def open(self, message: PreparedMessage, hooks: Hooks = NO_HOOKS) -> None:
+        super().open(message, hooks)
         if self.connections > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="smtp")
         # connect once now so a wrong host or password stops the send before anyone is marked
@@ -402,7 +401,7 @@ class SMTPBackend(Backend):
                 try:
                     results[item[0]] = self._send_chunk(item[1])
                 except BackendError as e:
-                    results[item[0]] = list(getattr(e, "outcomes", []))
+                    results[item[0]] = e.outcomes
                     stop.append(e)
 
         assert self._pool is not None
@@ -411,7 +410,7 @@ class SMTPBackend(Backend):
             f.result()
         flat = [o for chunk in results for o in chunk]
         if stop:
-            stop[0].outcomes = flat  # type: ignore[attr-defined]
+            stop[0].outcomes = flat
             raise stop[0]
         return flat
 
@@ -438,7 +437,7 @@ class SMTPBackend(Backend):
                     done = 1
                 start += done
         except BackendError as e:
-            e.outcomes = [results[i] for i in sorted(results)]  # type: ignore[attr-defined]
+            e.outcomes = [results[i] for i in sorted(results)]
             raise
         return [results[i] for i in range(len(recipients))]
 
