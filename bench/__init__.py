@@ -16,4 +16,5 @@ BENCHMARKS = {
     "web": "bench.web",
     "postgres": "bench.postgres",
     "bounces": "bench.bounces",
+    "lists": "bench.lists",
 }

@@ -88,7 +88,8 @@ def _count(database: str | Path, slug: str | None = None) -> int:
     if not store_exists(database):
         return 0
     with open_store(database) as store:
-        return store.counts(slug)["sent"] if slug else store.count("suppressions")
+        # unsubscribes: suppressions (a one-list project) or memberships left (several lists)
+        return store.counts(slug)["sent"] if slug else store.count("suppressions") + store.count("memberships")
 
 
 def _smtp(ctx: Context, new_database: Callable[[], str], install: bool) -> list[Row]:

@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unsubscribe": ("newsletter.commands.suppressions", "Suppress an address: it is never mailed again."),
     "resubscribe": ("newsletter.commands.suppressions", "Lift an address's suppression (explicit and logged)."),
     "suppressions": ("newsletter.commands.suppressions", "List, export or import the suppression list."),
+    "subscribers": ("newsletter.commands.subscribers", "The readers in the store: import, export, count, list, "
+                                                       "show, forget."),
+    "signup-form": ("newsletter.commands.signup_form", "Print a list's HTML signup form for your web site."),
     "db": ("newsletter.commands.db", "The state database: migrate, or copy between SQLite and PostgreSQL."),
     "schema": ("newsletter.commands.schema", "Print the JSON Schema of an issue file or of newsletter.toml."),
     "bounces": ("newsletter.commands.bounces", "Read bounces from a mailbox; suppress addresses that bounce."),

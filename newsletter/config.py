@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.compose.i18n import LANGUAGES, language_spec  # noqa: F401  (LANGUAGES: re-exported)
-from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Str, Url
+from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Rule, Str, Url
 from newsletter.compose.source import Map
 from newsletter.deliver.constants import BACKENDS as _BACKENDS
 from newsletter.errors import ConfigError, Problem
@@ -46,6 +46,16 @@ _THEME = Obj({
     "button_shape": OneOf(*BUTTON_SHAPES).doc("Buttons' corners: rounded (4 px), square or pill.", "rounded"),
 }).doc("The look of the default theme without copying templates: logo, colours, font, buttons.",
        {"primary": "#b3001b", "button_shape": "rounded"})
+
+class _Elsewhere(Rule):
+    """A table whose keys newsletter/lists.py checks: it needs the whole file (inheritance, ids)."""
+
+    def __call__(self, chk: Checker, value: Any, line: int | None, path: str) -> Any:
+        return value
+
+    def shape(self) -> dict[str, Any]:
+        return {"type": "object"}
+
 
 _SCHEMA = Obj(
     {
@@ -118,8 +128,15 @@ _SCHEMA = Obj(
                             "...and across at least this many different issues.", 2)}).doc(
             "Bounce processing (`newsletter bounces`).", {"address": "bounces@example.org"}),
         "theme": _THEME,
+        # several lists and the signup form: checked by newsletter/lists.py, which needs the whole file
+        "lists": _Elsewhere().doc("Several publications, one [lists.<id>] table each: name, id, unsubscribe_mailto, "
+                                  "unsubscribe_text, default_language, subscribers, and sender / organisation / theme "
+                                  "tables over the top level's.",
+                                  {"news": {"name": "FIDH news", "id": "news.example.org"}}),
+        "signup": _Elsewhere().doc("`newsletter serve`'s signup form: pending_days (7), per_client_per_hour (30), "
+                                   "per_email_per_hour (1).", {"pending_days": 7}),
     },
-    required=("sender", "list", "organisation", "site"),
+    required=("sender", "organisation", "site"),
 )
 
 
@@ -227,6 +244,27 @@ class Config:
     bounces: dict[str, Any] = field(default_factory=dict)  # [bounces]: address, soft_limit, soft_issues
     batch_size_set: bool = True  # False: [send] batch_size not given, so a backend may prefer its own
     database_url: str = ""  # `database` as a postgresql:// URL (then `database` is unused); see newsletter.store
+    # several lists (newsletter/lists.py): this Config is the project's first list until
+    # for_list()/for_issue() picks another; the list-level fields above are that list's
+    list_key: str = ""
+    lists: tuple[Any, ...] = ()  # lists.ListSettings, in file order
+    subscribers_set: bool = True  # False: no CSV source named (the store holds the list)
+    unsubscribe_text: str | None = None
+    list_theme: dict[str, Any] = field(default_factory=dict)  # the list's [lists.<id>.theme] over [theme]
+    signup: dict[str, Any] = field(default_factory=dict)
+    base: Any = None  # the project-level Config every for_list() starts from
+
+    def for_list(self, key: str) -> Config:
+        """This project as list `key` sends it: that list's name, List-Id, sender, organisation."""
+        from newsletter.lists import config_for_list
+
+        return config_for_list(self, key)
+
+    def for_issue(self, issue: Any) -> Config:
+        """The Config of the list an issue names (`list:`); raises InputError naming FILE:LINE."""
+        from newsletter.lists import config_for_issue
+
+        return config_for_issue(self, issue)
 
     def web_url(self, slug: str, edition: str | None = None) -> str:
         """Where the view-in-browser version of an issue (or of its edition in `edition`) is published."""
@@ -275,7 +313,11 @@ def load_config(path: Path | None = None) -> Config:
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
         raise ConfigError([Problem(name, int(m.group(1)) if m else None, "", f"malformed TOML: {msg}")]) from None
     chk = Checker(name)
-    v = _SCHEMA(chk, _with_lines(data, text), 1, "")
+    from newsletter.lists import check_lists
+
+    lined = _with_lines(data, text)
+    v = _SCHEMA(chk, lined, 1, "")
+    lists = check_lists(chk, lined, v, root=path.parent)
     database_url = _database_url(chk, v, text)
     if chk.problems:
         raise ConfigError(sorted(chk.problems, key=lambda p: p.line or 0))
@@ -285,15 +327,18 @@ def load_config(path: Path | None = None) -> Config:
         return (root / (value or default)).resolve()
 
     org, send = v["organisation"], v["send"] or {}
+    first = lists.items[0]
     return Config(
         path=path, root=root,
         sender_name=v["sender"]["name"], sender_address=v["sender"]["address"],
         reply_to=v["sender"]["reply_to"],
-        list_name=v["list"]["name"], list_id=v["list"]["id"],
-        unsubscribe_mailto=v["list"]["unsubscribe_mailto"],
+        list_name=first.name, list_id=first.list_id,
+        unsubscribe_mailto=first.unsubscribe_mailto,
         org_name=org["name"], org_postal_address=org["postal_address"].strip(),
         org_website=org["website"], org_phone=org["phone"],
         org_social=tuple((s["name"], s["url"]) for s in (org["social"] or []) if s),
+        list_key=first.key, lists=lists.items, subscribers_set=v["subscribers"] is not None,
+        signup=lists.signup,
         base_url=v["site"]["base_url"].rstrip("/"),
         default_language=v["default_language"] or "en",
         templates_dir=p(v["templates"], "templates"),
@@ -312,7 +357,7 @@ def load_config(path: Path | None = None) -> Config:
         theme=Theme(**{k: x.lower() if k in ("primary", "accent", "text") else x
                        for k, x in (v["theme"] or {}).items() if x is not None}),
         bounces={k: x for k, x in (v["bounces"] or {}).items() if x is not None},
-    )
+    ).for_list(first.key)
 
 
 

@@ -58,3 +58,33 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives, once per implementation: a SQLite file, then the tests' real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def store(target: str) -> Iterator[object]:
+    """An open store on `target`, closed after the test (the contract suites run against both)."""
+    from newsletter.store import open_store
+
+    s = open_store(target)
+    yield s
+    s.close()
+
+
+def single_list(root: Path) -> None:
+    """Turn the example project into today's one-list project ([list]: FIDH's campaigns, no
+    digest): an unsubscribe there is from everything, as it was before lists."""
+    import re
+
+    path = root / "newsletter.toml"
+    text = re.sub(r"^\[lists\.campaigns\][^\n]*", "[list]", path.read_text(), flags=re.M)
+    path.write_text(text[:text.index("# A second publication")])
+    for issue in (root / "issues").glob("*.yaml"):
+        issue.write_text(re.sub(r"^list: .*\n", "", issue.read_text(), flags=re.M))

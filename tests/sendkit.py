@@ -47,6 +47,7 @@ blocks:
     body: |
       Ales Bialiatski is **still** in prison. Écrivez-lui. A line that starts with a dot follows:
       .hidden dot
+list: campaigns
 """
 
 SLUG = "2011-11-28-test"

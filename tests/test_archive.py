@@ -33,7 +33,8 @@ def links_of(path: Path) -> list[str]:
 def test_archive_of_the_example_issues(project: Path) -> None:
     # a third, older issue written out of order, so "newest first" is not the file order
     (project / "issues" / "2010-01-05-older.yaml").write_text(
-        "subject: An older issue for {{ name }}\ndate: 2010-01-05\nblocks:\n  - type: section\n    body: Hello.\n")
+        "subject: An older issue for {{ name }}\ndate: 2010-01-05\nblocks:\n  - type: section\n    body: Hello.\n"
+        "list: campaigns\n")
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     site = project / "build" / "archive"
@@ -88,7 +89,7 @@ def test_issues_dated_in_the_future_wait_unless_include_future(project: Path) ->
     later = dt.date.today() + dt.timedelta(days=30)
     slug = f"{later.isoformat()}-scheduled"
     (project / "issues" / f"{slug}.yaml").write_text(
-        f"subject: Not yet\ndate: {later.isoformat()}\nblocks:\n  - type: section\n    body: Soon.\n")
+        f"subject: Not yet\ndate: {later.isoformat()}\nlist: campaigns\nblocks:\n  - type: section\n    body: Soon.\n")
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     assert f"skipped  {later.isoformat()}  {slug}: dated in the future (--include-future to publish it)" in r.stdout
@@ -110,11 +111,11 @@ def test_the_archive_writes_dates_as_the_email_does(project: Path) -> None:
     from newsletter.compose.build import build_issue
 
     (project / "issues" / "2026-12-07-en.yaml").write_text(
-        "subject: English\ndate: 2026-12-07\nlanguage: en\nblocks:\n  - type: headline\n    title: T\n"
+        "subject: English\ndate: 2026-12-07\nlanguage: en\nlist: campaigns\nblocks:\n  - type: headline\n    title: T\n"
         "    date: 2026-12-07\n    body: Hi.\n")
     (project / "issues" / "2026-12-07-fr.yaml").write_text(
-        "subject: Français\ndate: 2026-12-07\nlanguage: fr\nblocks:\n  - type: headline\n    title: T\n"
-        "    date: 2026-12-07\n    body: Salut.\n")
+        "subject: Français\ndate: 2026-12-07\nlanguage: fr\nlist: campaigns\nblocks:\n  - type: headline\n"
+        "    title: T\n    date: 2026-12-07\n    body: Salut.\n")
     r = run(["archive", "--include-future"], cwd=project)
     assert r.returncode == 0, r.stderr
     index = (project / "build" / "archive" / "index.html").read_text()

@@ -247,3 +247,38 @@ def test_archive_lists_editions_in_their_language(fidh: Path) -> None:
     assert len(entries) == 3
     assert langs[f"https://news.example.org/issues/{FIDH}/fr/"] is None  # the feed's own language
     assert langs[f"https://news.example.org/issues/{FIDH}/"] == "en"
+
+
+def test_an_edition_goes_to_its_issues_list_members_and_all(fidh: Path) -> None:
+    """An edition inherits its issue's `list:` (naming another list is a FILE:LINE error); the
+    per-edition plan and status count the list's confirmed store members like the send does."""
+    edition = fidh / "issues" / f"{FIDH}.fr.yaml"
+    good = edition.read_text()
+    lines = good.splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.startswith("list:"))
+    edition.write_text("\n".join(t if i != line else "list: digest" for i, t in enumerate(lines, 1)) + "\n")
+    r = run(["build", f"issues/{FIDH}.yaml"], cwd=fidh)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"issues/{FIDH}.fr.yaml:{line}: list: 'digest': an edition goes to its issue's list "
+                               f"(issues/{FIDH}.yaml names 'campaigns')"), r.stderr
+    assert not (fidh / "build").exists()
+    edition.write_text("".join(t for t in good.splitlines(keepends=True) if not t.startswith("list:")))
+    r = run(["build", f"issues/{FIDH}.yaml"], cwd=fidh)  # left out: the issue's list
+    assert r.returncode == 0, r.stderr
+    assert "Mobilisons-nous" in (fidh / "build" / FIDH / "fr" / "email.html").read_text()
+
+    # confirmed members of campaigns: one new French reader, and Marie (fr) who is in the CSV as well;
+    # a French reader of the digest only is not counted for this issue
+    (fidh / "crm.csv").write_text("email,name,language\nnouvelle@example.org,Nouvelle,fr\n"
+                                  "marie.curie@example.org,Marie Curie,fr\n")
+    (fidh / "other.csv").write_text("email,name,language\nautre@example.org,Autre,fr\n")
+    assert run(["subscribers", "import", "crm.csv", "--list", "campaigns"], cwd=fidh).returncode == 0
+    assert run(["subscribers", "import", "other.csv", "--list", "digest"], cwd=fidh).returncode == 0
+    dry = run(["send", f"issues/{FIDH}.yaml", "--dry-run"], cwd=fidh)
+    assert dry.returncode == 0, dry.stderr
+    assert "(to send per edition: en 3, fr 2)" in dry.stdout, dry.stdout
+    status = run(["status", f"issues/{FIDH}.fr.yaml"], cwd=fidh)
+    assert status.returncode == 0, status.stderr
+    assert "pending 5" in status.stdout, status.stdout
+    assert "edition en     sent 0 · pending 3 ·" in status.stdout, status.stdout
+    assert "edition fr     sent 0 · pending 2 ·" in status.stdout, status.stdout

@@ -30,6 +30,7 @@ blocks:
   - type: quotes
     items:
       - {text: "Free them.", author: "Ales Bialiatski", url: "https://example.org/press/"}
+list: campaigns
 """
 
 #: Plural forms per language (CLDR; gettext's nplurals): Arabic has six, the East Slavic three.

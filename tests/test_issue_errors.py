@@ -19,7 +19,13 @@ date: 2011-11-28
 blocks:
   - type: section
     body: Hi
+list: campaigns
 """
+
+
+def with_blocks(more: str) -> str:
+    """GOOD with more blocks after its own (before `list:`, so line numbers stay)."""
+    return GOOD.replace("list: campaigns\n", more + "list: campaigns\n")
 
 # (files to write, relative to the project; issue(s) to build; exact stderr lines)
 def _replace_all(text: str, edits: dict[str, str]) -> str:
@@ -113,12 +119,13 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
          "issues/bad.yaml:3: blocks[0].body: missing (required)"],
     ),
     "unknown-block-type": (
-        {"issues/bad.yaml": GOOD + "  - type: qoutes\n    items: []\n"},
+        {"issues/bad.yaml": with_blocks("  - type: qoutes\n    items: []\n")},
         ["issues/bad.yaml"],
         ["issues/bad.yaml:6: blocks[1].type: unknown block type 'qoutes'; did you mean 'quotes'?"],
     ),
     "unknown-key-did-you-mean": (
         {"issues/bad.yaml": GOOD.replace("subject: Hello\n", "subject: Hello\npreheder: Hi\n")
+         .replace("list: campaigns\n", "")
          + "  - type: videos\n    items:\n      - captoin: C\n        caption: C\n        url: https://example.org/v\n"
            "        thumbnail: {src: 'https://example.org/t.jpg', alt: T}\n"},
         ["issues/bad.yaml"],
@@ -134,17 +141,17 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
          "(use https or http or mailto)"],
     ),
     "not-a-date": (
-        {"issues/bad.yaml": GOOD.replace("date: 2011-11-28", "date: 2011-13-40")
+        {"issues/bad.yaml": GOOD.replace("date: 2011-11-28", "date: 2011-13-40").replace("list: campaigns\n", "")
          + "  - type: quotes\n    items:\n      - {text: T, author: A, date: yesterday}\n"},
         ["issues/bad.yaml"],
         ["issues/bad.yaml:2: date: '2011-13-40' is not a date (write YYYY-MM-DD)",
          "issues/bad.yaml:8: blocks[1].items[0].date: 'yesterday' is not a date (write YYYY-MM-DD)"],
     ),
     "missing-image-alt": (
-        {"issues/bad.yaml": GOOD + "  - type: headline\n    title: T\n    body: B\n    image:\n"
+        {"issues/bad.yaml": with_blocks("  - type: headline\n    title: T\n    body: B\n    image:\n"
                                    "      src: https://example.org/a.jpg\n      alt: '  '\n"
                                    "  - type: gallery\n    items:\n      - label: L\n        url: https://example.org/g\n"
-                                   "        image: {src: 'https://example.org/b.jpg'}\n"},
+                                   "        image: {src: 'https://example.org/b.jpg'}\n")},
         ["issues/bad.yaml"],
         ["issues/bad.yaml:11: blocks[1].image.alt: must not be empty",
          "issues/bad.yaml:16: blocks[2].items[0].image.alt: missing (required)"],
@@ -161,7 +168,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
          "issues/bad.yaml:11: blocks[1].image.width: must be a whole number, got text ('wide')"],
     ),
     "duplicate-key": (
-        {"issues/bad.yaml": GOOD + "  - type: section\n    body: one\n    body: two\n"},
+        {"issues/bad.yaml": with_blocks("  - type: section\n    body: one\n    body: two\n")},
         ["issues/bad.yaml"],
         ["issues/bad.yaml:8: blocks[1].body: duplicate key (first set on line 7)"],
     ),
@@ -237,9 +244,9 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
          "newsletter.toml": '[sender]\nname = "x"\naddres = "a@example.org"\n'},
         ["issues/bad.yaml"],
         ["newsletter.toml:1: sender.address: missing (required)",
-         "newsletter.toml:1: list: missing (required)",
          "newsletter.toml:1: organisation: missing (required)",
          "newsletter.toml:1: site: missing (required)",
+         "newsletter.toml:1: list: missing (required): a [list] table, or one [lists.<id>] table per list",
          "newsletter.toml:3: sender.addres: unknown key 'addres'; did you mean 'address'?",
          "issues/bad.yaml:6: blocks[0].heading: must be text, got a list"],
     ),

@@ -15,6 +15,7 @@ blocks:
     heading: Welcome
     body: |
       Dear {{ name }}, <script>alert(1)</script> [a link](https://example.org/x) [bad](javascript:alert(1))
+list: campaigns
 """
 
 

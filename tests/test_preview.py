@@ -24,6 +24,7 @@ blocks:
     heading: Hello
     body: |
       Dear {{{{ name }}}}, this is the live issue.
+list: campaigns
 """
 
 

@@ -3,29 +3,12 @@ against a real PostgreSQL server (tests/pg.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from newsletter.store import Store, open_store
 from newsletter.store.bounces import Bounce
 from newsletter.store.copy import copy_store
 
 ISSUE, LATER = "2011-11-28-a", "2011-12-05-b"
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "state.db")  # type: ignore[operator]
-    return request.getfixturevalue("pg_database")
-
-
-@pytest.fixture
-def store(target: str) -> Iterator[Store]:
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def sent(store: Store, issue: str, *emails: str) -> None:

@@ -8,26 +8,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from newsletter.store import TABLES, DatabaseError, IssueLocked, Store, open_store
 from newsletter.store.copy import CopyError, copy_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "state.db")  # type: ignore[operator]
-    return request.getfixturevalue("pg_database")
-
-
-@pytest.fixture
-def store(target: str) -> Iterator[Store]:
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def test_suppressions_are_keyed_idempotent_and_logged(store: Store) -> None:

@@ -21,7 +21,7 @@ from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from newsletter.store import open_store
 from newsletter.store.postgres import MIGRATIONS
-from tests.conftest import run
+from tests.conftest import run, single_list
 from tests.pg import PASSWORD, PgServer
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
@@ -132,6 +132,7 @@ def test_serve_reconnects_after_the_database_restarts(tmp_path: Path, pg_server:
     connection gets a 503 with Retry-After (nothing half-written), the next ones connect again."""
     url = pg_server.new_database()
     root = make_project(tmp_path / "p")
+    single_list(root)  # one list: a one-click is a suppression
     config = dataclasses.replace(load_config(root / "newsletter.toml"), database_url=url)
     keys = SigningKeys(SECRET.encode(), (), False)
 

@@ -13,7 +13,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import load_config
 from newsletter.store import open_store
-from tests.conftest import run
+from tests.conftest import run, single_list
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
 from tests.webserver import serve_in_thread
@@ -21,6 +21,7 @@ from tests.webserver import serve_in_thread
 pytestmark = pytest.mark.browser
 
 SECRET = "browser-test-signing-key-0123456789abcdef"
+
 
 
 def footer_link(smtp: SMTPServer, email: str) -> str:
@@ -42,6 +43,7 @@ def test_reader_unsubscribes_in_the_browser(tmp_path: Path, browser: Any) -> Non
     shots.mkdir()
     with SMTPServer() as smtp:
         project = make_project(tmp_path / "project", smtp_port=smtp.port)
+        single_list(project)  # one list: an unsubscribe is from everything
         sent = run(["send", f"issues/{SLUG}.yaml", "--backend", "smtp", "--yes"], project,
                    env={"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": ""})
         assert sent.returncode == 0, sent.stderr

@@ -13,6 +13,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
+from tests.conftest import single_list
 from tests.webserver import one_click, request, serve_in_thread
 
 KEY = b"current-key-" + b"k" * 32
@@ -23,6 +24,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 @pytest.fixture
 def config(project: Path) -> Config:
+    single_list(project)  # one list: an unsubscribe is from everything (several lists: tests/test_lists_web.py)
     return load_config(project / "newsletter.toml")
 
 

@@ -18,6 +18,7 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from newsletter.store import open_store, store_exists
+from tests.conftest import single_list
 from tests.sendkit import SLUG, address, make_project
 from tests.webserver import Answer, free_port, one_click, serve_in_process
 
@@ -62,6 +63,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) -> None:
     smtp_port = free_port()
     project = make_project(tmp_path / "project", subscribers=READERS, smtp_port=smtp_port)
+    single_list(project)  # one list: a one-click is from everything
     config = load_config(project / "newsletter.toml")
     env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": "", "NEWSLETTER_DATABASE": database}
     keys = SigningKeys(SECRET.encode(), (), False)

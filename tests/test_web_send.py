@@ -11,7 +11,7 @@ from pathlib import Path
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import load_config
 from newsletter.store import open_store
-from tests.conftest import run
+from tests.conftest import run, single_list
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
 from tests.webserver import one_click, request, serve_in_thread
@@ -36,6 +36,7 @@ def unsubscribe_path(message: EmailMessage, base_url: str) -> str:
 def test_one_click_from_a_delivered_message_stops_the_next_send(tmp_path: Path) -> None:
     with SMTPServer() as smtp:
         project = make_project(tmp_path / "project", smtp_port=smtp.port)
+        single_list(project)  # one list: an unsubscribe is from everything
         shutil.copy(project / "issues" / f"{SLUG}.yaml", project / "issues" / f"{NEXT}.yaml")
         config = load_config(project / "newsletter.toml")
         first = run(["send", f"issues/{SLUG}.yaml", "--backend", "smtp", "--yes"], project, env=ENV)

@@ -9,14 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from tests.conftest import run
+from tests.conftest import run, single_list
 from tests.webserver import free_port, one_click, request, serve_in_process
 
 NEW = "the-new-signing-key-0123456789abcdef"
 OLD = "the-old-signing-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _one_list(project: Path) -> None:
+    """One list: an unsubscribe is from everything (several lists: tests/test_lists_web.py)."""
+    single_list(project)
 
 
 def test_serve_refuses_to_start_without_a_secret(project: Path) -> None:

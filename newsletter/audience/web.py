@@ -68,13 +68,16 @@ DEFAULT_MAX_BODY = 2_000_000  # webhook batches; SendGrid's are far smaller
 FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
 
 
-def resubscribe_by_link(store: Store, email: str) -> bool:
-    """Lift a suppression the reader made themselves. False if it was a bounce, complaint or
-    an operator's decision: a link must not undo those (`newsletter resubscribe` can)."""
+def resubscribe_by_link(store: Store, email: str, list_key: str | None = None) -> bool:
+    """Lift a suppression the reader made themselves, and their leaving of `list_key`. False if
+    the suppression was a bounce, complaint or an operator's decision: a link must not undo
+    those (`newsletter resubscribe` can)."""
     with store.transaction():
-        if store.suppression(email) is None:
-            return True
-        return store.resubscribe(email, source="page", only=("unsubscribed",))
+        if store.suppression(email) is not None and not store.resubscribe(email, source="page", only=("unsubscribed",)):
+            return False
+        if list_key is not None and store.membership(list_key, email) == "unsubscribed":
+            store.set_membership(list_key, email, "confirmed", source="page")
+        return True
 
 
 class _TooLarge(Exception):
@@ -210,34 +213,42 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     verifier = Verifier(public_key, max_age=int(web.get("webhook_max_age_seconds") or DEFAULT_MAX_AGE)) \
         if public_key else None
     pages = _Pages(config)
+    # every list of the project, by the List-Id its tokens carry (newsletter/lists.py)
+    from newsletter.lists import keys as list_keys
+
+    several = len(config.lists) > 1
+    lists = {c.list_id: (c, _Pages(c)) for c in (config.for_list(k) for k in list_keys(config))}
     store = open_store(config)  # fails early: unwritable, corrupt, unreachable
 
     async def unsubscribe(request: Request) -> Response:
         body = await _read_body(request, form_max) if request.method == "POST" else b""
         try:
-            reader = read_token(keys, request.path_params["token"], list_id=config.list_id)
-        except InvalidToken:
+            reader = read_token(keys, request.path_params["token"])
+            the_list, pages_ = lists[reader.list_id]
+        except (InvalidToken, KeyError):
             return pages.error("invalid", 400, pages.preferred(request))
-        language = pages.language(reader.language)
-        ctx = {"email": reader.email}
+        language = pages_.language(reader.language)
+        ctx = {"email": reader.email, "several_lists": several}
         if request.method != "POST":
-            return pages.render("unsubscribe", language, **ctx)
+            return pages_.render("unsubscribe", language, **ctx)
         form = _form(request, body)
         action = form.get("action", "")
         try:
             if action == "resubscribe":
-                done = await run_in_threadpool(resubscribe_by_link, store, reader.email)
-                return pages.render("resubscribed", language, resubscribed=done, **ctx)
+                done = await run_in_threadpool(resubscribe_by_link, store, reader.email, the_list.list_key)
+                return pages_.render("resubscribed", language, resubscribed=done, **ctx)
             # Any other POST unsubscribes: RFC 8058 one-click bodies (urlencoded or multipart),
             # the page's button, and clients that send an empty body. Unsubscribing is the safe side.
-            source = "page" if action == "unsubscribe" else "one-click"
-            await run_in_threadpool(_suppress_reader, store, reader.email, source)
+            # From this list; "unsubscribe_all" (and any unsubscribe of a one-list project): from everything.
+            source = "page" if action in ("unsubscribe", "unsubscribe_all") else "one-click"
+            everything = action == "unsubscribe_all" or not several
+            await run_in_threadpool(_unsubscribe_reader, store, reader.email, the_list.list_key, source, everything)
         except DatabaseError as e:
             log.error("unsubscribe not recorded: %s", e)
-            return pages.error("busy", 503, language, {"Retry-After": "5"})
-        if action == "unsubscribe":
-            return pages.render("unsubscribed", language, **ctx)
-        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed.", pages.config.locale_dir))
+            return pages_.error("busy", 503, language, {"Retry-After": "5"})
+        if action in ("unsubscribe", "unsubscribe_all"):
+            return pages_.render("unsubscribed", language, everything=action == "unsubscribe_all", **ctx)
+        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed.", pages_.config.locale_dir))
 
     async def sendgrid_webhook(request: Request) -> Response:
         body = await _read_body(request, max_body)
@@ -278,6 +289,7 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         routes=[
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+            *_signup(config, keys, store, pages, lists, form_max),  # /subscribe/<list>, /confirm/<token>
         ],
         exception_handlers={_TooLarge: too_large, HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
@@ -288,8 +300,29 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
     return app
 
 
-def _suppress_reader(store: Store, email: str, source: str) -> bool:
-    return store.suppress(email, "unsubscribed", source=source)
+def _signup(config: Config, keys: SigningKeys, store: Store, pages: _Pages,
+            lists: dict[str, tuple[Config, _Pages]], form_max: int) -> list[Route]:
+    """The signup routes (newsletter/audience/signup.py), with this app's pages and body limit."""
+    from newsletter.audience.signup import parse_form, signup_routes
+
+    by_key = {c.list_key: (c, p) for c, p in lists.values()}
+
+    def pages_for(key: str) -> tuple[Config, _Pages] | None:
+        return by_key.get(key) if key else (config, pages)
+
+    async def read_form(request: Request) -> dict[str, str]:
+        return parse_form(await _read_body(request, form_max))
+
+    return signup_routes(config, keys, store, pages_for, read_form)
+
+
+def _unsubscribe_reader(store: Store, email: str, list_key: str, source: str, everything: bool) -> None:
+    """Leave one list (its membership `unsubscribed`: no CSV source brings them back), or with
+    `everything` every list (a suppression, as an unsubscribe of a one-list project always is)."""
+    if everything:
+        store.suppress(email, "unsubscribed", source=source)
+    else:
+        store.set_membership(list_key, email, "unsubscribed", source=source)
 
 
 def _form(request: Request, body: bytes) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from newsletter.audience.members import csv_source, describe
 from newsletter.audience.secrets import MissingSecret, SigningKeys, signing_keys
 from newsletter.commands._common import config_option, get_config, issue_files, issues_argument, took
 from newsletter.compose.build import Built, build_issue
@@ -84,9 +85,12 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
 
     config = get_config(config_path, near=issue)
     backend_name = backend or config.backend
-    csv_path = (subscribers or config.subscribers).resolve()
     built = build_issue(issue, config, write=False)
-    if not (dry_run or to):
+    config = built.config  # the issue's list: its sender, CSV source, members
+    # the list's CSV source and its confirmed members in the store; --subscribers: a one-off to a file
+    from_store = subscribers is None
+    csv_path = subscribers.resolve() if subscribers is not None else csv_source(config)
+    if not (dry_run or to) and csv_path is not None:
         check_fields(built, csv_path, display=display(csv_path))  # no --force for this one
     _gate(built, refuse=not (dry_run or to or force), subscribers=None if to else csv_path)
     no_mail_leaves = dry_run or backend_name == "outbox"  # only then may links use the development key
@@ -96,7 +100,7 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
         store = open_store(config, readonly=True) if store_exists(config) else None
         try:
             plan = make_plan(built, csv_path, store, resend_uncertain=resend_uncertain, samples=SAMPLES,
-                             display=display(csv_path))
+                             display=_shown(csv_path), from_store=from_store)
         finally:
             if store is not None:
                 store.close()
@@ -110,7 +114,8 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
             click.echo(f"samples        {which}, as they would be sent: {display(samples[0].parent)}/")
             _announce_key(keys)
         click.echo("dry run: nothing sent, nothing recorded")
-        check_fields(built, csv_path, display=display(csv_path))  # a send would refuse, even with --force
+        if csv_path is not None:
+            check_fields(built, csv_path, display=display(csv_path))  # a send would refuse, even with --force
         return
 
     if to:
@@ -135,12 +140,14 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
                 _sync_suppressions(config, store)
             if yes:  # no question, so no plan first: the send reads the list once, the table comes after
                 report = _send_without_plan(built, backend_name, config, csv_path, store, keys=keys,
-                                            resend_uncertain=resend_uncertain, rate=rate, issue=issue)
+                                            resend_uncertain=resend_uncertain, rate=rate, issue=issue,
+                                            from_store=from_store)
                 if report is None:
                     return
             else:
                 report = _send_after_question(built, backend_name, config, csv_path, store, keys=keys,
-                                              resend_uncertain=resend_uncertain, rate=rate, issue=issue)
+                                              resend_uncertain=resend_uncertain, rate=rate, issue=issue,
+                                              from_store=from_store)
                 if report is None:
                     return
     finally:
@@ -150,13 +157,14 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
         sys.exit(1)
 
 
-def _send_after_question(built: Built, backend_name: str, config: Config, csv_path: Path, store: Store, *,
+def _send_after_question(built: Built, backend_name: str, config: Config, csv_path: Path | None, store: Store, *,
                          keys: SigningKeys, resend_uncertain: bool, rate: float | None,
-                         issue: Path) -> SendReport | None:
+                         issue: Path, from_store: bool) -> SendReport | None:
     """Show the plan, ask, send. None if there was nothing to send."""
     from newsletter.deliver.backends import get_backend
 
-    plan = make_plan(built, csv_path, store, resend_uncertain=resend_uncertain, display=display(csv_path))
+    plan = make_plan(built, csv_path, store, resend_uncertain=resend_uncertain, display=_shown(csv_path),
+                     from_store=from_store)
     _print_header(built, backend_name, config)
     _print_plan(plan)
     b = get_backend(backend_name, config)  # bad settings fail here, before the question
@@ -170,14 +178,15 @@ def _send_after_question(built: Built, backend_name: str, config: Config, csv_pa
     try:
         options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
         return send_issue(built, options, csv_path, store, keys=keys,
-                          total=plan.to_send, progress=progress, display=display(csv_path))
+                          total=plan.to_send, progress=progress, display=_shown(csv_path),
+                          from_store=from_store)
     finally:
         progress.close()
 
 
-def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path: Path, store: Store, *,
+def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path: Path | None, store: Store, *,
                        keys: SigningKeys, resend_uncertain: bool, rate: float | None,
-                       issue: Path) -> SendReport | None:
+                       issue: Path, from_store: bool) -> SendReport | None:
     """--yes: send while reading the list (once: validating a million addresses twice was a
     fifth of a big send), then print the table the plan would have shown, from what the
     send counted. The progress bar follows the bytes of the list read. None if nothing was sent."""
@@ -186,14 +195,14 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
     _print_header(built, backend_name, config)
     b = get_backend(backend_name, config)
     try:
-        size = csv_path.stat().st_size
+        size = csv_path.stat().st_size if csv_path is not None else 0
     except OSError:
         size = 0  # read_subscribers says what is wrong with the file
     progress = _Progress(size, by_bytes=True)
     try:
         options = SendOptions.from_config(config, b, rate=rate, resend_uncertain=resend_uncertain)
         report = send_issue(built, options, csv_path, store, keys=keys,
-                            progress=progress, display=display(csv_path))
+                            progress=progress, display=_shown(csv_path), from_store=from_store)
     finally:
         progress.close()
     if report.stopped:
@@ -201,10 +210,11 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
         # shown as if it were (the report below says what was sent)
         s = report.stats
         pct = f", {100 * s.bytes_read / size:.0f}% of the file" if size else ""
-        click.echo(f"subscribers    {display(csv_path)}: the send stopped after reading {s.rows:,} "
+        click.echo(f"subscribers    {_shown(csv_path) or 'the store'}: the send stopped after reading {s.rows:,} "
                    f"row{'' if s.rows == 1 else 's'}{pct}; the rest was not read")
         return report
-    plan = Plan(subscribers=display(csv_path), stats=report.stats, to_send=report.attempted,
+    source = describe(csv_path, config.list_key if from_store else None, _shown(csv_path))
+    plan = Plan(subscribers=_shown(csv_path), source=source, stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
                 uncertain_held=report.uncertain_held, editions=report.editions)
     _print_plan(plan)
@@ -223,6 +233,10 @@ def _sync_suppressions(config: Config, store: Store) -> None:
 
     report = sync(store, SendGridReader(config))
     click.echo(f"suppressions   synced from SendGrid: {report.new:,} newly suppressed")
+
+
+def _shown(csv_path: Path | None) -> str:
+    return display(csv_path) if csv_path is not None else ""
 
 
 def _nothing_to_send(uncertain_held: int, issue: Path) -> None:
@@ -283,7 +297,7 @@ def _print_header(built: Built, backend: str, config: Config) -> None:
 
 def _print_plan(plan: Plan) -> None:
     s = plan.stats
-    click.echo(f"subscribers    {plan.subscribers}: {s.rows:,} row{'' if s.rows == 1 else 's'}")
+    click.echo(f"subscribers    {plan.source or plan.subscribers}: {s.rows:,} row{'' if s.rows == 1 else 's'}")
     rows = [
         ("to send", plan.to_send, ""),
         ("suppressed", plan.suppressed, ""),

@@ -55,15 +55,22 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
     loaded, editions = load_with_editions(issue)
+    config = config.for_issue(loaded)  # the issue's list: its CSV source and members (its editions' too)
     out_dir = config.build_dir / loaded.slug
     built = Built(issue=loaded, config=config, rendered=None, out_dir=out_dir,  # type: ignore[arg-type]
                   editions=tuple(Built(issue=e, config=config, rendered=None, out_dir=out_dir / (e.edition or ""),  # type: ignore[arg-type]
                                        main=loaded) for e in editions))
-    csv_path = (subscribers or config.subscribers).resolve()
+    from newsletter.audience.members import csv_source
+
+    csv_path = subscribers.resolve() if subscribers is not None else csv_source(config)
+    if csv_path is not None and subscribers is None and not csv_path.exists():
+        csv_path = None  # the list's file is not on this machine: count the store's members alone
     store = open_store(config, readonly=True) if store_exists(config) else None
     try:
         counts = Ledger(store, built.slug).counts() if store is not None else {}
-        plan = make_plan(built, csv_path, store, display=str(csv_path)) if csv_path.exists() else None
+        from_store = subscribers is None and store is not None
+        plan = make_plan(built, csv_path, store, display=str(csv_path), from_store=from_store) \
+            if (csv_path is not None and csv_path.exists()) or from_store else None
         click.echo(f"issue       {built.slug}: {built.issue.subject}")
         uncertain = counts.get("uncertain", 0) + counts.get("sending", 0)
         parts = [f"sent {counts.get('sent', 0):,}"]
@@ -71,8 +78,8 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
             parts.append(f"pending {plan.to_send - plan.retrying_failed:,}")
         parts += [f"failed {counts.get('failed', 0):,}", f"uncertain {uncertain:,}"]
         click.echo("  " + " · ".join(parts))
-        if editions and csv_path.exists():  # the ledger keeps one row per reader: the list says which edition
-            for lang, c in edition_counts(built, csv_path, store).items():
+        if editions and plan is not None:  # the ledger keeps one row per reader: the list says which edition
+            for lang, c in edition_counts(built, csv_path, store, from_store=from_store).items():
                 click.echo(f"  edition {lang:<6} sent {c['sent']:,} · pending {c['pending']:,} · "
                            f"failed {c['failed']:,} · uncertain {c['uncertain']:,}")
         if store is not None:

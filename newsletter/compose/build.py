@@ -8,6 +8,7 @@ run reports every problem and a bad issue never leaves its neighbours half-updat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -131,10 +132,23 @@ def load_with_editions(issue_path: Path) -> tuple[Issue, list[Issue]]:
                 problems.append(Problem(display(e.path), None, "language",
                                         f"{e.language}: {display(other)} is already in that language"))
             seen[e.language] = e.path
+        editions = [_in_list_of(issue, e, problems) for e in editions]
     if problems:
         raise InputError(problems)
     assert issue is not None
     return issue, editions
+
+
+def _in_list_of(issue: Issue, edition: Issue, problems: list[Problem]) -> Issue:
+    """An edition goes to its issue's readers: it inherits the issue's `list:`; naming another
+    list is a problem (FILE:LINE: list), since one send cannot go to two lists."""
+    if edition.list_key is None or edition.list_key == issue.list_key:
+        return dataclasses.replace(edition, list_key=issue.list_key, list_line=issue.list_line)
+    where = f"'{issue.list_key}'" if issue.list_key is not None else "none"
+    problems.append(Problem(display(edition.path), edition.list_line, "list",
+                            f"'{edition.list_key}': an edition goes to its issue's list ({display(issue.path)} names "
+                            f"{where}); leave `list:` out of the edition or make it the same"))
+    return edition
 
 
 def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Built:
@@ -142,6 +156,7 @@ def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Buil
     (editions in build/<slug>/<lang>/) atomically. An edition's file stands for its whole issue."""
     started = time.perf_counter()
     issue, edition_issues = load_with_editions(issue_path)
+    config = config.for_issue(issue)  # the list it names (its editions' too): sender, List-Id, organisation
     i18n.check_project(config.locale_dir)
     from newsletter.compose.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
 

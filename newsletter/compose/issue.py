@@ -216,6 +216,8 @@ _TOP: dict[str, Spec] = {
         {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
         {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
     "footer": _FOOTER,
+    "list": Str(max_len=64).doc("Which list of newsletter.toml this issue is for (a [lists.<id>] key); "
+                                "required once the project has several.", "campaigns"),
 }
 
 
@@ -236,6 +238,8 @@ class Issue:
     #: None for an issue; for an edition (`issues/<id>.<lang>.yaml`), its language tag. An
     #: edition has its issue's slug: one ledger row per reader per issue, whatever the edition.
     edition: str | None = None
+    list_key: str | None = None  # `list:`; None: the project's only list
+    list_line: int | None = None
 
 
 def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[str, Any]]:
@@ -347,6 +351,7 @@ def load_issue(path: Path, *, display: str | None = None) -> Issue:
         links=_links(v["links"]), blocks=v["blocks"],
         footer=v["footer"] or dict.fromkeys(_FOOTER.fields),
         edition=edition[1] if edition else None,
+        list_key=v["list"], list_line=line_of(data, "list"),
     )
 
 

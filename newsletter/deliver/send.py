@@ -25,8 +25,9 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter.audience.members import describe, read_audience
 from newsletter.audience.secrets import SigningKeys
-from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address, read_subscribers
+from newsletter.audience.subscribers import Done, ReadStats, Rejected, Subscriber, normalise_address
 from newsletter.compose import i18n
 from newsletter.compose.build import Built
 from newsletter.compose.schema import url_problem
@@ -49,7 +50,8 @@ OTHER = "other reasons"
 class Plan:
     """What a send would do now, from the CSV, the suppression list and the ledger."""
 
-    subscribers: str
+    subscribers: str  # the CSV file, as shown (its rows' problems name it)
+    source: str = ""  # where the readers come from: `file.csv + store (list)` (audience/members.py)
     stats: ReadStats = field(default_factory=ReadStats)
     to_send: int = 0
     retrying_failed: int = 0  # part of to_send: failed before, tried again
@@ -118,14 +120,17 @@ def _batches(rows: Iterator[Subscriber | Rejected | Done], size: int) -> Iterato
 
 
 def _classify(batch: list[Subscriber], statuses: dict[str, str], store: Store | None,
-              resend_uncertain: bool, lock: AbstractContextManager[object] | None = None
-              ) -> Iterator[tuple[Subscriber, str]]:
-    """(subscriber, what to do): 'sent', 'suppressed', 'held', 'failed', 'uncertain' or 'new'."""
+              resend_uncertain: bool, lock: AbstractContextManager[object] | None = None,
+              list_key: str | None = None) -> Iterator[tuple[Subscriber, str]]:
+    """(subscriber, what to do): 'sent', 'suppressed', 'held', 'failed', 'uncertain' or 'new'.
+    Whoever left `list_key` counts as suppressed: no file brings them back (audience/members.py)."""
     unsent = [s for s in batch if statuses.get(s.key) != "sent"]
     suppressed: set[str] = set()
     if store is not None and unsent:
         with lock or nullcontext():  # a backend's sender thread may be using the store
             suppressed = store.suppressed_among(s.email for s in unsent)
+            if list_key is not None:
+                suppressed |= store.unsubscribed_among(list_key, (s.email for s in unsent))
     for s in batch:
         status = statuses.get(s.key)
         if status == "sent":
@@ -154,19 +159,23 @@ def _passed_over(tally: Plan | SendReport, what: str) -> bool:
     return True
 
 
-def make_plan(built: Built, subscribers: Path, store: Store | None, *,
-              resend_uncertain: bool = False, samples: int = 0, display: str | None = None) -> Plan:
-    """Count who would be sent to (per edition too), without writing anything. `store` None: no state yet."""
-    plan = Plan(subscribers=display or str(subscribers))
+def make_plan(built: Built, subscribers: Path | None, store: Store | None, *,
+              resend_uncertain: bool = False, samples: int = 0, display: str | None = None,
+              from_store: bool = False) -> Plan:
+    """Count who would be sent to (per edition too), without writing anything. `store` None: no
+    state yet. `from_store`: the list's confirmed members in the store too (audience/members.py)."""
+    plan = Plan(subscribers=display or str(subscribers),
+                source=describe(subscribers, built.config.list_key if from_store else None, display))
     if built.editions:
         plan.editions = dict.fromkeys((b.language for b in built.all()), 0)
     ledger = Ledger(store, built.slug) if store is not None else None
-    rows = read_subscribers(subscribers, default_language=built.language, stats=plan.stats,
-                            display=plan.subscribers, skip=ledger.sent_among if ledger is not None else None)
+    rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
+                         default_language=built.language, stats=plan.stats, display=display or str(subscribers),
+                         skip=ledger.sent_among if ledger is not None else None)
     links = _link_fields(built)
     for batch in _batches(rows, DEFAULT_BATCH):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
-        for s, what in _classify(batch, statuses, store, resend_uncertain):
+        for s, what in _classify(batch, statuses, store, resend_uncertain, list_key=built.config.list_key):
             if not _passed_over(plan, what):
                 if links and link_problem(links, s.fields) is not None:
                     plan.bad_link_count += 1
@@ -184,15 +193,20 @@ def make_plan(built: Built, subscribers: Path, store: Store | None, *,
     return plan
 
 
-def edition_counts(built: Built, subscribers: Path, store: Store | None) -> dict[str, dict[str, int]]:
+def edition_counts(built: Built, subscribers: Path | None, store: Store | None, *,
+                   from_store: bool = False) -> dict[str, dict[str, int]]:
     """For `status` of an issue with editions: per edition's language, how many of the readers
-    now on the list the ledger has as sent, failed, uncertain (or sending), or not yet (pending).
-    Suppressed readers who have not had the issue are left out. Writes nothing."""
+    now on the list (the CSV, and with `from_store` the list's confirmed members, as the send
+    reads them) the ledger has as sent, failed, uncertain (or sending), or not yet (pending).
+    Suppressed readers and those who left the list, if they have not had the issue, are left
+    out. Writes nothing."""
     counts = {b.language: dict.fromkeys(("sent", "pending", "failed", "uncertain"), 0) for b in built.all()}
     ledger = Ledger(store, built.slug) if store is not None else None
-    for batch in _batches(read_subscribers(subscribers, default_language=built.language), 500):
+    rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
+                         default_language=built.language, stats=ReadStats())
+    for batch in _batches(rows, 500):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
-        for s, what in _classify(batch, statuses, store, True):
+        for s, what in _classify(batch, statuses, store, True, list_key=built.config.list_key):
             if what == "suppressed":
                 continue
             key = {"new": "pending", "uncertain": "uncertain", "held": "uncertain"}.get(what, what)
@@ -363,9 +377,9 @@ class SendOptions:
                    rate=config.rate if rate is None else rate, resend_uncertain=resend_uncertain)
 
 
-def send_issue(built: Built, options: SendOptions, subscribers: Path, store: Store, *,
+def send_issue(built: Built, options: SendOptions, subscribers: Path | None, store: Store, *,
                keys: SigningKeys, total: int = 0, progress: Callable[[SendReport], None] | None = None,
-               display: str | None = None) -> SendReport:
+               display: str | None = None, from_store: bool = False) -> SendReport:
     """Send the issue to everyone in `subscribers` who has not had it yet. Resumable.
 
     The caller holds `store.issue_lock` so two runs never send the same issue at once.
@@ -382,8 +396,9 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path, store: Sto
     report.editions = editions.counts
     message = editions.message(built)
     maker = RecipientMaker(built, keys)
-    rows = read_subscribers(subscribers, default_language=built.language, stats=report.stats,
-                            display=display or str(subscribers), skip=ledger.sent_among)
+    rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
+                         default_language=built.language, stats=report.stats, display=display or str(subscribers),
+                         skip=ledger.sent_among)
     reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
 
     def on_outcome(outcome: Outcome) -> None:  # may be called from a backend's sender thread
@@ -409,7 +424,8 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path, store: Sto
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []
             refused: list[Outcome] = []
-            for s, what in _classify(batch, statuses, store, options.resend_uncertain, ledger.lock):
+            for s, what in _classify(batch, statuses, store, options.resend_uncertain, ledger.lock,
+                                     built.config.list_key):
                 if not _passed_over(report, what):
                     r = maker(s)
                     why = maker.problem(r)

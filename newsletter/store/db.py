@@ -17,7 +17,8 @@ STATUSES = ("sending", "sent", "failed", "uncertain")
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "dropped")
 #: The tables `newsletter db copy` moves, in an order that respects nothing but readability
 #: (there are no foreign keys between them).
-TABLES = ("suppressions", "ledger", "actions", "bounces", "sync_cursors")
+TABLES = ("suppressions", "ledger", "actions", "bounces", "sync_cursors", "subscribers", "memberships",
+          "consents", "forgotten")
 
 
 class DatabaseError(NewsletterError):

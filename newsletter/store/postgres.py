@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from newsletter.store.audience import AUDIENCE_SCHEMA
 from newsletter.store.bounces import POSTGRES_MIGRATION
 from newsletter.store.db import REASONS, TABLES, DatabaseError, IssueLocked, LockHolder, email_key, now
 from newsletter.store.sql import OutcomeRow, SqlStore, _columns
@@ -79,6 +80,8 @@ MIGRATIONS = [
     """,
     # 2: bounces (`newsletter bounces`) and ESP sync cursors (`suppressions sync`)
     POSTGRES_MIGRATION,
+    # 3: subscribers, list memberships, consent records, forgotten people (audience.py)
+    AUDIENCE_SCHEMA.format(C=' COLLATE "C"'),
 ]
 
 _SUPPRESS_AND_LOG = (

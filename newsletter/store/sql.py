@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from newsletter.store.audience import AUDIENCE_COLUMNS, AudienceSql
 from newsletter.store.bounces import COLUMNS as BOUNCE_COLUMNS
 from newsletter.store.bounces import BounceOps
 from newsletter.store.db import REASONS, STATUSES, DatabaseError, Row, Suppression, email_key, now
@@ -29,6 +30,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                 "delivery", "created_at", "updated_at"), ("issue", "email")),
     "actions": (("id", "at", "action", "email", "detail"), ("id",)),
     **BOUNCE_COLUMNS,
+    **AUDIENCE_COLUMNS,  # subscribers, memberships, consents, forgotten (audience.py)
 }
 
 HANDOFF_LOST = "the previous run stopped during the hand-off: it may or may not have been sent"
@@ -48,7 +50,7 @@ _UPSERT_SENDING = (
 OutcomeRow = tuple[str, str, str, str]
 
 
-class SqlStore(BounceOps):
+class SqlStore(BounceOps, AudienceSql):
     """The operations of `newsletter.store.Store` over one DB-API connection."""
 
     #: what the backend's driver raises; turned into DatabaseError naming `self.name`

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.paths import display
+from newsletter.store.audience import AUDIENCE_SCHEMA
 from newsletter.store.bounces import SQLITE_MIGRATION
 from newsletter.store.db import DatabaseError, IssueLocked, LockHolder, now
 from newsletter.store.sql import SqlStore
@@ -78,6 +79,8 @@ MIGRATIONS = [
     """,
     # 2: bounces (`newsletter bounces`) and ESP sync cursors (`suppressions sync`)
     SQLITE_MIGRATION,
+    # 4: subscribers, list memberships, consent records, forgotten people (audience.py)
+    AUDIENCE_SCHEMA.format(C=""),
 ]
 
 

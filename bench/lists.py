@@ -1,0 +1,229 @@
+"""lists: the subscriber store's figures, each beside a reference measured in the same run.
+
+- signups/s through `newsletter serve` (POST /subscribe/<list>: input checked, a pending
+  membership and its consent record in one transaction, the confirmation message written to
+  the outbox), with the state in SQLite and in PostgreSQL; reference: one-click unsubscribes/s
+  through the same server (one transaction, no message). Goal >= 300/s each.
+- `newsletter subscribers import` of 1,000,000 rows: wall and peak RSS; reference: the same
+  CSV read and validated by `send --dry-run` (the reader both share). Goal < 60 s, < 200 MiB.
+- `newsletter send --backend sendgrid` to a 1,000,000-member list read from the store (no
+  CSV); reference: the same send with the readers in a CSV file (`--subscribers`). Goal < 60 s.
+
+    python -m bench lists          # or: python -m bench.lists
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from bench.data import subscribers_csv
+from bench.harness import (
+    SECRET,
+    BenchError,
+    Context,
+    Row,
+    Skip,
+    bench_env,
+    in_ci,
+    interleaved,
+    measure,
+    median,
+    newsletter_cmd,
+    project,
+)
+
+NAME = "lists"
+CONNECTIONS = 32
+SIGNUP_GOAL = 300.0
+IMPORT_WALL_GOAL_S = 60.0
+RSS_GOAL_MIB = 200.0
+SEND_WALL_GOAL_S = 60.0
+SIGNUP = {"per_client_per_hour": 1_000_000}  # the load comes from one client address
+
+
+async def _post_all(port: int, items: list[tuple[str, bytes]]) -> tuple[float, dict[int, int]]:
+    """POST each (path, urlencoded body) over CONNECTIONS keep-alive connections."""
+    queue = list(reversed(items))
+    statuses: dict[int, int] = {}
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while queue:
+                path, body = queue.pop()
+                writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                             f"application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                             + body)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+    return time.perf_counter() - start, statuses
+
+
+def _members(database: str | Path, status: str | None = None) -> int:
+    from newsletter.store import open_store, store_exists
+
+    if not store_exists(database):
+        return 0
+    with open_store(database) as store:
+        counts = store.member_counts().get("campaigns", {})
+        return counts.get(status, 0) if status else sum(counts.values())
+
+
+def _signups(ctx: Context) -> list[Row]:
+    from tests.pg import PgMissing, remove, start_server
+
+    try:
+        server = start_server(durable=False)
+    except PgMissing as e:
+        if in_ci():
+            raise BenchError(str(e)) from None
+        raise Skip(str(e)) from None
+    try:
+        return [_signup_rate(ctx, kind, server.new_database() if kind == "postgresql" else "")
+                for kind in ("sqlite", "postgresql")]
+    finally:
+        remove(server)
+
+
+def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
+    """Signups/s beside one-click unsubscribes/s, through one `serve` with the state in `kind`."""
+    from bench.web import _free_port, _wait
+    from newsletter.audience.secrets import SigningKeys
+    from newsletter.audience.tokens import make_token
+    from newsletter.config import load_config
+
+    n = ctx.size(3_000, 100)
+    runs = ctx.repeat(3, 1)
+    root = project(ctx, f"lists-signup-{kind}", {"signup": SIGNUP})
+    config = load_config(root / "newsletter.toml")
+    database = url or str(config.database)
+    keys = SigningKeys(SECRET.encode(), (), False)
+    batch = iter(range(2 * runs))
+    port = _free_port()
+    proc = subprocess.Popen([*newsletter_cmd(), "serve", "--port", str(port)], cwd=root,
+                            env=bench_env(NEWSLETTER_DATABASE=database),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def signups() -> float:
+        i = next(batch)
+        items = [("/subscribe/campaigns", urlencode({"email": f"s{i}-{j}@example.org", "name": f"Reader {j}",
+                                                     "website": ""}).encode()) for j in range(n)]
+        before = _members(database, "pending")
+        seconds, statuses = asyncio.run(_post_all(port, items))
+        written = len(list((root / "outbox" / "confirm-campaigns").glob(f"s{i}-*.eml")))
+        if statuses != {200: n} or _members(database, "pending") - before != n or written != n:
+            raise BenchError(f"signups ({kind}): {statuses}, {written} confirmations written; expected "
+                             f"{n} x 200, {n} pending, {n} messages")
+        return n / seconds
+
+    def unsubscribes() -> float:
+        i = next(batch)
+        body = b"List-Unsubscribe=One-Click"
+        items = [(f"/unsubscribe/{make_token(keys, f'u{i}-{j}@example.org', config.list_id)}", body)
+                 for j in range(n)]
+        seconds, statuses = asyncio.run(_post_all(port, items))
+        if statuses != {200: n}:
+            raise BenchError(f"one-click ({kind}): {statuses}")
+        return n / seconds
+
+    try:
+        _wait(port, proc, f"newsletter serve ({kind})")
+        ctx.log(f"lists signups ({kind}): {n:,} POSTs per run over {CONNECTIONS} connections, {runs} run(s)")
+        ours, ref = interleaved(runs, signups, unsubscribes)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    o, r = median(ours), median(ref)
+    return Row(NAME, f"signups/s through serve, state in {kind} (vs one-click unsubscribes/s)", o, r, "/s",
+               goal=f">= {SIGNUP_GOAL:,.0f}/s", met=o >= SIGNUP_GOAL,
+               note=f"{n:,} POSTs x {runs}, {CONNECTIONS} keep-alive connections; every one pending with its "
+                    f"confirmation in the outbox; {min(ours):,.0f}–{max(ours):,.0f}/s")
+
+
+def _import_and_send(ctx: Context) -> list[Row]:
+    from bench.sendgrid_api import API_KEY, Server
+
+    n = ctx.size(1_000_000, 2_000)
+    csv = subscribers_csv(ctx.work / "data", n)
+    issue = "issues/2011-11-28-free-ales-bialiatski.yaml"
+    slug = "2011-11-28-free-ales-bialiatski"
+    root = project(ctx, "lists-import", top={"subscribers": "empty.csv"})
+    (root / "empty.csv").write_text("email\n")  # the list's CSV source: nobody, the store holds the list
+    env = bench_env()
+    ctx.log(f"lists import: {n:,} rows")
+    imp = measure([*newsletter_cmd(), "subscribers", "import", str(csv), "--list", "campaigns"], cwd=root, env=env,
+                  rss=True, timeout=1800)
+    imp.check("newsletter subscribers import")
+    members = _members(root / ".newsletter" / "state.db", "confirmed")
+    if members != n:
+        raise BenchError(f"import: {members:,} members, expected {n:,}")
+    ref = measure([*newsletter_cmd(), "send", issue, "--dry-run", "--subscribers", str(csv)], cwd=root, env=env,
+                  rss=True, timeout=1800)
+    ref.check("newsletter send --dry-run (reference: reading the same CSV)")
+    imp_rss = (imp.peak_rss_kib or 0) / 1024
+    rows = [
+        Row(NAME, f"subscribers import, {n:,} rows: wall (vs send --dry-run reading the CSV)", imp.wall, ref.wall,
+            "s", goal=f"< {IMPORT_WALL_GOAL_S:.0f} s", met=imp.wall < IMPORT_WALL_GOAL_S,
+            note=f"one run each; CPU {imp.cpu:.1f} s / {ref.cpu:.1f} s"),
+        Row(NAME, f"subscribers import, {n:,} rows: peak RSS (vs send --dry-run)", imp_rss,
+            (ref.peak_rss_kib or 0) / 1024, "MiB", goal=f"< {RSS_GOAL_MIB:.0f} MiB", met=imp_rss < RSS_GOAL_MIB),
+    ]
+    results = {}
+    for kind in ("store", "csv"):
+        with Server() as server:
+            sroot = project(ctx, f"lists-send-{kind}", {"sendgrid": {"host": server.url}},
+                            top={"subscribers": "empty.csv"})
+            (sroot / "empty.csv").write_text("email\n")
+            (sroot / ".newsletter").mkdir()
+            (sroot / ".newsletter" / "state.db").write_bytes((root / ".newsletter" / "state.db").read_bytes())
+            args = ["--subscribers", str(csv)] if kind == "csv" else []
+            if kind == "csv":  # the same readers, from the file only: an empty store
+                (sroot / ".newsletter" / "state.db").unlink()
+            ctx.log(f"lists send: {n:,} readers from the {kind}")
+            m = measure([*newsletter_cmd(), "send", issue, "--backend", "sendgrid", "--yes", *args], cwd=sroot,
+                        env=bench_env(SENDGRID_API_KEY=API_KEY), rss=True, timeout=1800)
+            got = server.close()
+        m.check(f"newsletter send --backend sendgrid (readers from the {kind})")
+        if got["accepted"] != n:
+            raise BenchError(f"send from the {kind}: {got['accepted']:,} accepted, expected {n:,} ({slug})")
+        results[kind] = m
+    store, file = results["store"], results["csv"]
+    rows.append(Row(NAME, f"send --backend sendgrid to {n:,} members from the store: wall (vs the same from a CSV)",
+                    store.wall, file.wall, "s", goal=f"< {SEND_WALL_GOAL_S:.0f} s", met=store.wall < SEND_WALL_GOAL_S,
+                    note=f"one run each; peak RSS {(store.peak_rss_kib or 0) / 1024:.0f} MiB (store) / "
+                         f"{(file.peak_rss_kib or 0) / 1024:.0f} MiB (CSV)"))
+    return rows
+
+
+def run(ctx: Context, *, install: bool = True) -> list[Row]:
+    rows = _import_and_send(ctx)
+    try:
+        rows += _signups(ctx)
+    except Skip as e:
+        ctx.notes.append(f"lists signups: {e}")
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.harness import table
+
+    c = Context()
+    print(table(run(c)))
