@@ -18,6 +18,7 @@ import pytest
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
+from tests.conftest import single_list
 from tests.sendkit import make_project
 from tests.webserver import free_port, one_click
 
@@ -29,6 +30,7 @@ SECRET = "kill-test-signing-key-0123456789abcdef"
 def test_every_answered_unsubscribe_survives_a_sigkill(tmp_path: Path) -> None:
     after = 0.3 + 0.7 * (os.getpid() % 10) / 10  # a different moment from run to run
     project = make_project(tmp_path / "project")
+    single_list(project)  # one list: every answered unsubscribe is a suppression
     config = load_config(project / "newsletter.toml")
     keys = SigningKeys(SECRET.encode(), (), False)
     port = free_port()

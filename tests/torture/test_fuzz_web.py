@@ -31,7 +31,7 @@ from newsletter.audience.tokens import make_token
 from newsletter.audience.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
-from tests.conftest import REPO
+from tests.conftest import REPO, single_list
 from tests.torture.figures import count, fuzz_settings
 from tests.torture.hostile import hostile_text
 from tests.webserver import request, serve_in_thread
@@ -54,6 +54,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, private_key: ec.EllipticCurveP
         ) -> Iterator[tuple[int, Config]]:
     root = tmp_path_factory.mktemp("web")
     (root / "newsletter.toml").write_text((REPO / "newsletter.toml").read_text())
+    single_list(root)  # a one-list project: the one-click unsubscribe is a suppression
     config = load_config(root / "newsletter.toml")
     der = private_key.public_key().public_bytes(serialization.Encoding.DER,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
