@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "screenshot": ("newsletter.commands.screenshot", "PNG screenshots: desktop and mobile, light and dark."),
     "archive": ("newsletter.commands.archive", "Static web archive of all issues, with an Atom feed."),
     "init": ("newsletter.commands.init", "Create a new newsletter project."),
+    "translations": ("newsletter.commands.translations", "The theme's strings in your languages: init LANG, check."),
     "send": ("newsletter.commands.send", "Send an issue to the subscribers (or --dry-run, or --to one address)."),
     "status": ("newsletter.commands.status", "Show how far the send of an issue has got."),
     "serve": ("newsletter.commands.serve", "Serve the unsubscribe endpoint and the SendGrid webhook."),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.i18n import LANGUAGES, language_spec  # noqa: F401  (LANGUAGES: re-exported)
 from newsletter.compose.schema import Bool, Checker, Int, ListOf, Obj, OneOf, Rule, Str, Url
 from newsletter.compose.source import Map
 from newsletter.deliver.constants import BACKENDS as _BACKENDS
@@ -19,7 +20,6 @@ from newsletter.errors import ConfigError, Problem
 from newsletter.paths import display
 
 CONFIG_NAME = "newsletter.toml"
-LANGUAGES = ("en", "fr")
 BACKENDS = tuple(_BACKENDS)
 
 EMAILISH = r"[^@\s]+@[^@\s]+\.[^@\s]+"
@@ -88,7 +88,7 @@ _SCHEMA = Obj(
         "site": Obj({"base_url": _URL.doc("Where the archive is published and `serve` answers (https).",
                                           "https://news.example.org")},
                     required=("base_url",)).doc("The web site.", {"base_url": "https://news.example.org"}),
-        "default_language": OneOf(*LANGUAGES).doc("The theme's language when an issue names none.", "en"),
+        "default_language": language_spec.doc("The theme's language when an issue names none: a BCP 47 tag.", "en"),
         "templates": Str().doc("Folder of template overrides.", "templates"),
         "subscribers": Str().doc("The subscriber CSV.", "subscribers.csv"),
         "database": Str().doc("The state: a SQLite file, or a postgresql:// URL without its password.",
@@ -272,12 +272,17 @@ class Config:
 
         return config_for_issue(self, issue)
 
-    def web_url(self, slug: str) -> str:
-        """Where the view-in-browser version of an issue is published."""
-        return f"{self.base_url}/issues/{slug}/"
+    def web_url(self, slug: str, edition: str | None = None) -> str:
+        """Where the view-in-browser version of an issue (or of its edition in `edition`) is published."""
+        return f"{self.base_url}/issues/{slug}/{edition}/" if edition else f"{self.base_url}/issues/{slug}/"
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"
+
+    @property
+    def locale_dir(self) -> Path:
+        """The project's own catalogues, `locale/<lang>/LC_MESSAGES/messages.po`: they win over the built-in ones."""
+        return self.root / "locale"
 
     def language_of(self, issue: Any) -> str:
         """The language an issue is written in: its own `language`, else the project's default."""

@@ -74,4 +74,5 @@ class MissingSecret(NewsletterError):
 
 
 class CheckFailed(NewsletterError):
-    """`newsletter check` found errors; its findings are already printed, this is the summary."""
+    """`newsletter check` (or `translations check --strict`) found errors; its findings are already
+    printed, this is the summary."""

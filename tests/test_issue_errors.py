@@ -190,7 +190,8 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
     "unknown-language": (
         {"issues/bad.yaml": GOOD.replace("blocks:", "language: fre\nblocks:")},
         ["issues/bad.yaml"],
-        ["issues/bad.yaml:3: language: 'fre' is not one of: en, fr; did you mean 'fr'?"],
+        ["issues/bad.yaml:3: language: 'fre' is not a language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn); "
+         "did you mean 'fr'?"],
     ),
     "template-syntax-error": (
         {"issues/bad.yaml": GOOD,
@@ -227,7 +228,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
     "config-bad-values": (
         {"issues/bad.yaml": GOOD, "newsletter.toml": lambda toml: _replace_all(toml, BAD_CONFIG)},
         ["issues/bad.yaml"],
-        ["newsletter.toml:7: default_language: 'de' is not one of: en, fr",
+        ["newsletter.toml:7: default_language: 'deutsch' is not a language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn)",
          "newsletter.toml:16: sender.address: 'newsletter-at-example.org' is not valid: an email address",
          "newsletter.toml:36: site.base_url: 'news.example.org' is not an absolute URL (needs https://...)",
          "newsletter.toml:39: send.backend: 'smpt' is not one of: outbox, smtp, sendgrid; did you mean 'smtp'?",
@@ -255,6 +256,53 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
         ["issues/bad.yaml"],
         ["subscribers.example.csv: build_dir: cannot write the build here: File exists"],
     ),
+    "language-not-a-language": (
+        {"issues/bad.yaml": GOOD.replace("blocks:", "language: zz-Latn\nblocks:")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:3: language: 'zz-Latn' is not a language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn)"],
+    ),
+    "edition-language-differs-from-file-name": (
+        {"issues/bad.yaml": GOOD, "issues/bad.fr.yaml": GOOD.replace("blocks:", "language: de\nblocks:")},
+        ["issues/bad.yaml"],
+        ["issues/bad.fr.yaml:3: language: 'de', but the file name makes this the 'fr' edition (bad.fr.yaml): "
+         "rename the file or fix the language"],
+    ),
+    "edition-of-an-issue-that-does-not-exist": (
+        {"issues/gone.fr.yaml": GOOD},
+        ["issues/gone.fr.yaml"],
+        ["issues/gone.fr.yaml:1: an edition (fr) of an issue that does not exist: no gone.yaml next to it "
+         "(an edition is <id>.<lang>.yaml beside its issue's <id>.yaml)"],
+    ),
+    "edition-problems-reported-with-the-issue's": (
+        {"issues/bad.yaml": GOOD.replace("subject: Hello", "subjet: Hello"),
+         "issues/bad.es.yaml": GOOD.replace("date: 2011-11-28", "date: pronto")},
+        ["issues/bad.yaml"],
+        ["issues/bad.yaml:1: subjet: unknown key 'subjet'; did you mean 'subject'?",
+         "issues/bad.yaml:1: subject: missing (required)",
+         "issues/bad.es.yaml:2: date: 'pronto' is not a date (write YYYY-MM-DD)"],
+    ),
+    "po-syntax-error": (
+        {"issues/bad.yaml": GOOD.replace("blocks:", "language: de\nblocks:"),
+         "locale/de/LC_MESSAGES/messages.po": 'msgid ""\nmsgstr ""\n"Language: de\\n"\n\n'
+                                              'msgid "Donate"\nmsgstr "Spenden"\n\nmsgid "Read more" Weiterlesen\n'},
+        ["issues/bad.yaml"],
+        ["locale/de/LC_MESSAGES/messages.po:8: not a valid .po file: "
+         "missing msgstr for msgid 'Read more\" Weiterlese'"],
+    ),
+    "po-wrong-placeholder": (
+        {"issues/bad.yaml": GOOD,
+         "locale/de/LC_MESSAGES/messages.po": (
+             'msgid ""\nmsgstr ""\n"Language: de\\n"\n\n'
+             'msgid "If you no longer wish to receive messages from %(org)s, unsubscribe here."\n'
+             'msgstr "Wenn Sie keine Nachrichten mehr erhalten möchten, melden Sie sich hier ab."\n\n'
+             'msgid "Do you want to stop receiving %(list)s at %(email)s?"\n'
+             'msgstr "Möchten Sie %(liste)s an %(email)s nicht mehr erhalten?"\n')},
+        ["issues/bad.yaml"],
+        ["locale/de/LC_MESSAGES/messages.po:6: msgstr: translation of 'If you no longer wish to receive messages "
+         "from %(org)s, unsubscribe here.' lacks %(org)s",
+         "locale/de/LC_MESSAGES/messages.po:9: msgstr: translation of 'Do you want to stop receiving %(list)s at "
+         "%(email)s?' lacks %(list)s; has unknown %(liste)s"],
+    ),
     "all-problems-of-all-issues": (
         {"issues/a.yaml": GOOD.replace("date: 2011-11-28", "date: soon"),
          "issues/b.yaml": GOOD.replace("subject: Hello", "subjet: Hello"),
@@ -267,7 +315,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {
 }
 
 BAD_CONFIG = {
-    'default_language = "en"': 'default_language = "de"',
+    'default_language = "en"': 'default_language = "deutsch"',
     'address = "newsletter@example.org"': 'address = "newsletter-at-example.org"',
     'base_url = "https://news.example.org"': 'base_url = "news.example.org"',
     'backend = "outbox"': 'backend = "smpt"',

@@ -198,17 +198,21 @@ def test_oversized_bodies_are_refused(server: int, config: Config, conn: sqlite3
 
 def test_page_follows_the_readers_language(server: int, config: Config) -> None:
     page = request(server, "GET", link(config, language="fr"))
-    assert page.status == 200 and '<html lang="fr">' in page.text
+    assert page.status == 200 and '<html lang="fr" dir="ltr">' in page.text
     assert "Se désinscrire" in page.text and "Unsubscribe" not in page.text
     done = request(server, "POST", link(config, language="fr"), "action=unsubscribe", FORM)
     assert "Votre désinscription est confirmée" in done.text and "Se réinscrire" in done.text
     assert one_click(server, link(config, language="fr")).text == "Votre désinscription est confirmée."
     en = request(server, "GET", link(config, language="en"))
-    assert '<html lang="en">' in en.text and "Se désinscrire" not in en.text
+    assert '<html lang="en" dir="ltr">' in en.text and "Se désinscrire" not in en.text
     unknown = request(server, "GET", link(config, language="xx"))  # no catalogue: the list's default language
-    assert unknown.status == 200 and f'<html lang="{config.default_language}">' in unknown.text
-    bad = request(server, "GET", "/unsubscribe/not-a-token", headers={"Accept-Language": "de-DE, fr;q=0.8, en;q=0.5"})
-    assert bad.status == 400 and '<html lang="fr">' in bad.text and "Ce lien n’est pas valide" in bad.text
+    assert unknown.status == 200 and f'<html lang="{config.default_language}" dir="ltr">' in unknown.text
+    bad = request(server, "GET", "/unsubscribe/not-a-token", headers={"Accept-Language": "sw-KE, fr;q=0.8, en;q=0.5"})
+    assert bad.status == 400 and '<html lang="fr" dir="ltr">' in bad.text and "Ce lien n’est pas valide" in bad.text
+    ar = request(server, "GET", link(config, language="ar"))
+    assert '<html lang="ar" dir="rtl">' in ar.text and "إلغاء الاشتراك" in ar.text
+    canadian = request(server, "GET", link(config, language="fr-CA"))  # along the tag: fr
+    assert '<html lang="fr" dir="ltr">' in canadian.text and "Se désinscrire" in canadian.text
 
 
 def test_project_templates_override_the_theme(project: Path, config: Config) -> None:

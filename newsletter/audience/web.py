@@ -76,7 +76,6 @@ FORM_MAX_BODY = 8_192  # an unsubscribe POST is a few dozen bytes
 DEFAULT_HEADER_TIMEOUT = 10  # seconds for a request's headers to arrive (`serve` only; see README)
 DEFAULT_BODY_TIMEOUT = 30  # seconds for its body
 DEFAULT_DB_WAIT = 5  # seconds an unsubscribe waits for a busy state database before it is spooled
-_LANG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})?")
 
 
 def resubscribe_by_link(store: Store, email: str, list_key: str | None = None) -> bool:
@@ -186,23 +185,24 @@ class _Pages:
         folders.append(str(default_theme()))
         self._loader = jinja2.FileSystemLoader(folders)
         self._envs: dict[str, jinja2.Environment] = {}
-        self._have = frozenset(i18n.available())
+        self._have = frozenset(i18n.available(config.locale_dir))
         self._lock = threading.Lock()
 
     def language(self, requested: str | None) -> str:
         """The reader's language if we have its strings (so `lang=` matches the text), else the default."""
-        if requested and _LANG.fullmatch(requested):
-            lang = requested.replace("_", "-").split("-")[0].lower()
-            if lang in self._have:
-                return lang
+        tag = i18n.normalise(requested) if requested and len(requested) <= 35 else None
+        for form in i18n.along(tag) if tag else ():  # pt-BR, then pt
+            if form in self._have:
+                return form
         return self.config.default_language
 
     def preferred(self, request: Request) -> str:
         """For pages without a valid token: the browser's first language we have, else the default."""
         for part in request.headers.get("accept-language", "").split(",")[:10]:
             tag = part.split(";")[0].strip()
-            if _LANG.fullmatch(tag) and tag.replace("_", "-").split("-")[0].lower() in self._have:
-                return self.language(tag)
+            found = self.language(tag)
+            if tag and (found != self.config.default_language or i18n.primary(tag) == i18n.primary(found)):
+                return found
         return self.config.default_language
 
     def env(self, language: str) -> jinja2.Environment:
@@ -211,7 +211,9 @@ class _Pages:
             if env is None:
                 env = jinja2.Environment(loader=self._loader, autoescape=True, undefined=jinja2.StrictUndefined,
                                          extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
-                env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+                env.install_gettext_translations(  # type: ignore[attr-defined]
+                    i18n.translations(language, self.config.locale_dir, self.config.default_language), newstyle=True)
+                env.globals["dir"] = i18n.direction(language)
                 self._envs[language] = env
             return env
 
@@ -383,7 +385,8 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         if action in ("unsubscribe", "unsubscribe_all"):
             return pages_.render("unsubscribed", language, status, everything=action == "unsubscribe_all",
                                  nonce=make_form_nonce(keys, reader.email, reader.list_id), **ctx)
-        return PlainTextResponse(i18n.gettext(language, "You have been unsubscribed."), status)
+        done = i18n.gettext(language, "You have been unsubscribed.", pages_.config.locale_dir)
+        return PlainTextResponse(done, status)
 
     async def slash(request: Request) -> Response:
         """A mail client that appends a slash: back to the link, on the configured origin only."""

@@ -23,11 +23,16 @@ def issues_argument(f: F) -> F:
 
 
 def issue_files(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
-    """A folder stands for the issues in it (*.yaml, *.yml, in name order, which is date order)."""
+    """A folder stands for the issues in it (*.yaml, *.yml, in name order, which is date order).
+    An edition in it (`<id>.<lang>.yaml`) stands for its issue, which brings every edition along:
+    a folder of one issue and its French edition is one issue to send, not two."""
+    from newsletter.compose.build import main_path
+
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            found = list(dict.fromkeys(main_path(p) for p in found))
             out.extend(found or [path])  # an empty folder: reported as "is a directory"
         else:
             out.append(path)

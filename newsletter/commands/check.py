@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
-from newsletter.compose.build import build_issue
+from newsletter.compose.build import build_issue, main_path
 from newsletter.errors import CheckFailed, NewsletterError
 from newsletter.lint import check_online, lint
+from newsletter.lint.findings import dedupe
 
 
 @click.command("check")
@@ -23,8 +24,8 @@ from newsletter.lint import check_online, lint
 @config_option
 def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict_css: bool,
                   config_path: Path | None) -> None:
-    """Lint ISSUES (files, or folders of .yaml files) before sending: one line per finding,
-    FILE[:LINE]: error|warning: message.
+    """Lint ISSUES (files, or folders of .yaml files; editions, issues/<id>.<lang>.yaml, are
+    checked with their issue) before sending: one line per finding, FILE[:LINE]: error|warning: message.
 
     The findings are the report (stdout); an issue that does not even build has its problems
     on stderr, like every command's errors, and so has the closing count. Exit status 1 if any
@@ -39,7 +40,7 @@ def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict
     issues = issue_files(issues)
     config = get_config(config_path, near=issues[0])
     errors = warnings = 0
-    for path in issues:
+    for path in dict.fromkeys(main_path(p) for p in issues):  # an edition is checked with its issue
         try:
             built = build_issue(path, config, write=False)
         except NewsletterError as e:
@@ -47,10 +48,12 @@ def check_command(issues: tuple[Path, ...], online: bool, timeout: float, strict
                 click.echo(line, err=True)
                 errors += 1
             continue
-        findings = lint(built, strict_css=strict_css)
-        if online:
-            findings += check_online(built, timeout=timeout)
-        for f in findings:
+        findings = []
+        for b in built.all():  # the issue and each of its editions
+            findings += lint(b, strict_css=strict_css)
+            if online:
+                findings += check_online(b, timeout=timeout)
+        for f in dedupe(findings):  # the config's findings are the same for every edition
             click.echo(str(f))
             errors += f.is_error
             warnings += not f.is_error

@@ -18,7 +18,8 @@ from newsletter.paths import display
 @click.option("--base-url", help="Where the web archive and unsubscribe page live (default: https://news.<domain>).")
 @click.option("--website", help="Your website, linked in the footer (default: https://<domain>/).")
 @click.option("--address", "postal_address", help="Your postal address, printed in every footer (the law requires it).")
-@click.option("--language", default="en", show_default=True, help="Language of the theme's fixed strings: en or fr.")
+@click.option("--language", default="en", show_default=True,
+              help="Language of the theme's fixed strings: a BCP 47 tag (built in: en, ar, be, de, es, fr, ru).")
 def init_command(directory: Path, name: str, sender: str, base_url: str | None, website: str | None,
                  postal_address: str | None, language: str) -> None:
     """Create a new newsletter project in DIRECTORY: newsletter.toml (every key explained),

@@ -216,7 +216,7 @@ def _send_without_plan(built: Built, backend_name: str, config: Config, csv_path
     source = describe(csv_path, config.list_key if from_store else None, _shown(csv_path))
     plan = Plan(subscribers=_shown(csv_path), source=source, stats=report.stats, to_send=report.attempted,
                 suppressed=report.suppressed, already_sent=report.already_sent,
-                uncertain_held=report.uncertain_held)
+                uncertain_held=report.uncertain_held, editions=report.editions)
     _print_plan(plan)
     if report.attempted == 0 and report.stopped is None:
         if report.recovered:
@@ -251,8 +251,9 @@ def _gate(built: Built, *, refuse: bool, subscribers: Path | None) -> None:
     """Run `newsletter check`'s rules (merge fields against `subscribers`, the list being
     sent); show errors, and refuse a real send on them."""
     from newsletter.lint import has_errors, lint
+    from newsletter.lint.findings import dedupe
 
-    findings = lint(built, subscribers=subscribers)
+    findings = dedupe([f for b in built.all() for f in lint(b, subscribers=subscribers)])  # every edition
     errors = [f for f in findings if f.is_error]
     for f in errors:
         click.echo(str(f), err=True)
@@ -289,6 +290,8 @@ def _print_header(built: Built, backend: str, config: Config) -> None:
              "smtp": f"{config.smtp.get('host', 'localhost')}:{config.smtp.get('port', 25)}",
              "sendgrid": str(config.sendgrid.get("host", "https://api.sendgrid.com"))}.get(backend, "")
     click.echo(f"issue          {built.slug}: {built.issue.subject}")
+    for e in built.editions:
+        click.echo(f"  edition {e.edition:<6} {e.issue.subject}")
     click.echo(f"backend        {backend} ({where})")
 
 
@@ -310,6 +313,8 @@ def _print_plan(plan: Plan) -> None:
     width = max(6, *(len(f"{n:,}") for _, n, _ in rows))
     for label, n, note in rows:
         click.echo(f"  {label:<13}{n:>{width},}  {note}".rstrip())
+    if plan.editions:
+        click.echo("  (to send per edition: " + ", ".join(f"{lang} {n:,}" for lang, n in plan.editions.items()) + ")")
     if plan.retrying_failed or plan.resending_uncertain:
         click.echo(f"  (to send includes {plan.retrying_failed:,} that failed before"
                    f" and {plan.resending_uncertain:,} uncertain)")
@@ -370,6 +375,8 @@ def _print_report(report: SendReport, issue: Path, backend: str) -> None:
     click.echo(f"done in {took(elapsed, report.sent)} via {backend}:")
     click.echo(f"  sent {report.sent:,} · failed {report.failed:,} · uncertain {report.uncertain:,}"
                f" · suppressed {report.suppressed:,} · already sent {report.already_sent:,}")
+    if report.editions:
+        click.echo("  handed off per edition: " + ", ".join(f"{lang} {n:,}" for lang, n in report.editions.items()))
     if report.recovered:
         click.echo(f"  {report.recovered:,} left mid-hand-off by an earlier run are now uncertain", err=True)
     stop = "; ".join(line.strip() for line in report.stopped.splitlines()) if report.stopped else None

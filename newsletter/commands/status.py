@@ -43,10 +43,8 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
         print_overview(issue_files(issues or [config.root / "issues"]), config)
         return
     issue = issues[0]
-    from newsletter.compose.build import Built
-    from newsletter.compose.issue import load_issue
-    from newsletter.deliver.send import make_plan
-    from newsletter.paths import display
+    from newsletter.compose.build import Built, load_with_editions
+    from newsletter.deliver.send import edition_counts, make_plan
     from newsletter.store import open_store, store_exists
     from newsletter.store.ledger import Ledger
 
@@ -56,9 +54,12 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
         return
     # status needs the issue's slug, subject and language, not its HTML: validate, don't render
     # (rendering, premailer above all, was most of the time of `status` on a big ledger)
-    loaded = load_issue(issue, display=display(issue))
-    config = config.for_issue(loaded)  # the issue's list: its CSV source and members
-    built = Built(issue=loaded, config=config, rendered=None, out_dir=config.build_dir / loaded.slug)  # type: ignore[arg-type]
+    loaded, editions = load_with_editions(issue)
+    config = config.for_issue(loaded)  # the issue's list: its CSV source and members (its editions' too)
+    out_dir = config.build_dir / loaded.slug
+    built = Built(issue=loaded, config=config, rendered=None, out_dir=out_dir,  # type: ignore[arg-type]
+                  editions=tuple(Built(issue=e, config=config, rendered=None, out_dir=out_dir / (e.edition or ""),  # type: ignore[arg-type]
+                                       main=loaded) for e in editions))
     from newsletter.audience.members import csv_source
 
     csv_path = subscribers.resolve() if subscribers is not None else csv_source(config)
@@ -77,6 +78,10 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
             parts.append(f"pending {plan.to_send - plan.retrying_failed:,}")
         parts += [f"failed {counts.get('failed', 0):,}", f"uncertain {uncertain:,}"]
         click.echo("  " + " · ".join(parts))
+        if editions and plan is not None:  # the ledger keeps one row per reader: the list says which edition
+            for lang, c in edition_counts(built, csv_path, store, from_store=from_store).items():
+                click.echo(f"  edition {lang:<6} sent {c['sent']:,} · pending {c['pending']:,} · "
+                           f"failed {c['failed']:,} · uncertain {c['uncertain']:,}")
         if store is not None:
             delivery = store.delivery_counts(built.slug)
             if delivery:  # what came back afterwards: webhook events, `newsletter bounces`

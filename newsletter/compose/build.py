@@ -8,6 +8,7 @@ run reports every problem and a bad issue never leaves its neighbours half-updat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.compose.issue import Issue, load_issue
+from newsletter.compose import i18n
+from newsletter.compose.issue import Issue, edition_of, editions_of, load_issue
 from newsletter.config import Config
 from newsletter.deliver.placeholders import STANDARD_FIELDS, Template
 from newsletter.errors import InputError, Problem
@@ -51,6 +53,11 @@ class Built:
     out_dir: Path
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The issue's editions in other languages (`issues/<id>.<lang>.yaml`), each built alike,
+    #: written to build/<id>/<lang>/. Empty for an edition itself.
+    editions: tuple[Built, ...] = ()
+    #: For an edition: the issue it is an edition of (what `check` compares its blocks with).
+    main: Issue | None = None
 
     @property
     def slug(self) -> str:
@@ -60,23 +67,110 @@ class Built:
     def language(self) -> str:
         return self.config.language_of(self.issue)
 
+    @property
+    def edition(self) -> str | None:
+        """The edition's language tag; None for the issue itself."""
+        return self.issue.edition
+
+    @property
+    def web_url(self) -> str:
+        return self.config.web_url(self.slug, self.edition)
+
+    def all(self) -> tuple[Built, ...]:
+        """The issue, then its editions."""
+        return (self, *self.editions)
+
+    def for_language(self, tag: str | None) -> Built:
+        """The edition a reader of `tag` gets: along the tag (pt-BR, then pt), else the issue itself."""
+        if not self.editions or not tag:
+            return self
+        by_tag = {e.edition.lower(): e for e in self.editions if e.edition}
+        for form in i18n.along(tag.replace("_", "-").lower()):
+            if form in by_tag:
+                return by_tag[form]
+        return self
+
     def sample_html_bytes(self) -> int:
         """Size of the HTML part with a realistic recipient filled in."""
         filled = Template(self.rendered.html, escape_html=True).fill(SAMPLE_RECIPIENT)
         return len(filled.encode("utf-8"))
 
 
+def main_path(issue_path: Path) -> Path:
+    """The issue file an edition belongs to (itself for an issue, or an edition whose issue is missing)."""
+    found = edition_of(issue_path)
+    if found is None:
+        return issue_path
+    for candidate in (found[0], found[0].with_suffix(".yml" if found[0].suffix == ".yaml" else ".yaml")):
+        if candidate.is_file():
+            return candidate
+    return issue_path
+
+
+def load_with_editions(issue_path: Path) -> tuple[Issue, list[Issue]]:
+    """An issue (given by its file or by one of its editions' files) and all its editions, validated;
+    InputError with every problem of every file."""
+    path = main_path(issue_path)
+    problems: list[Problem] = []
+    issue: Issue | None = None
+    editions: list[Issue] = []
+    for p in (path, *(editions_of(path) if path != issue_path or edition_of(path) is None else [])):
+        try:
+            loaded = load_issue(p, display=display(p))
+        except InputError as e:
+            problems.extend(e.problems)
+            continue
+        if issue is None and p == path:
+            issue = loaded
+        else:
+            editions.append(loaded)
+    if issue is not None:
+        seen = {issue.language: path}
+        for e in editions:
+            if e.language in seen:
+                other = seen[e.language]
+                problems.append(Problem(display(e.path), None, "language",
+                                        f"{e.language}: {display(other)} is already in that language"))
+            seen[e.language] = e.path
+        editions = [_in_list_of(issue, e, problems) for e in editions]
+    if problems:
+        raise InputError(problems)
+    assert issue is not None
+    return issue, editions
+
+
+def _in_list_of(issue: Issue, edition: Issue, problems: list[Problem]) -> Issue:
+    """An edition goes to its issue's readers: it inherits the issue's `list:`; naming another
+    list is a problem (FILE:LINE: list), since one send cannot go to two lists."""
+    if edition.list_key is None or edition.list_key == issue.list_key:
+        return dataclasses.replace(edition, list_key=issue.list_key, list_line=issue.list_line)
+    where = f"'{issue.list_key}'" if issue.list_key is not None else "none"
+    problems.append(Problem(display(edition.path), edition.list_line, "list",
+                            f"'{edition.list_key}': an edition goes to its issue's list ({display(issue.path)} names "
+                            f"{where}); leave `list:` out of the edition or make it the same"))
+    return edition
+
+
 def build_issue(issue_path: Path, config: Config, *, write: bool = True) -> Built:
-    """Load, validate and render an issue; with `write`, replace build/<slug>/ atomically."""
+    """Load, validate and render an issue and its editions; with `write`, replace build/<slug>/
+    (editions in build/<slug>/<lang>/) atomically. An edition's file stands for its whole issue."""
     started = time.perf_counter()
-    issue = load_issue(issue_path, display=display(issue_path))
-    config = config.for_issue(issue)  # the list it names: its sender, List-Id, organisation
+    issue, edition_issues = load_with_editions(issue_path)
+    config = config.for_issue(issue)  # the list it names (its editions' too): sender, List-Id, organisation
+    i18n.check_project(config.locale_dir)
     from newsletter.compose.render import render_issue  # Jinja2, Markdown, MRML: only once the issue is valid
 
-    rendered = render_issue(issue, config)
     out_dir = config.build_dir / issue.slug
+    alternates = [(config.language_of(i), config.web_url(i.slug, i.edition)) for i in (issue, *edition_issues)]
+    editions = []
+    for e in edition_issues:
+        rendered = render_issue(e, config, alternates)
+        ed = Built(issue=e, config=config, rendered=rendered, out_dir=out_dir / (e.edition or ""), main=issue)
+        ed.warnings.extend(_warnings(ed))
+        editions.append(ed)
+    rendered = render_issue(issue, config, alternates)
     built = Built(issue=issue, config=config, rendered=rendered, out_dir=out_dir,
-                  seconds=time.perf_counter() - started)
+                  seconds=time.perf_counter() - started, editions=tuple(editions))
     built.warnings.extend(_warnings(built))
     if write:
         write_built(built)
@@ -88,7 +182,7 @@ def build_many(paths: Iterable[Path], config: Config) -> list[Built]:
     built: list[Built] = []
     problems: list[Problem] = []
     seen: dict[str, Path] = {}
-    for path in paths:
+    for path in dict.fromkeys(main_path(p) for p in paths):  # an edition stands for its issue
         try:
             b = build_issue(path, config, write=False)
         except InputError as e:
@@ -115,6 +209,9 @@ def _warnings(built: Built) -> list[str]:
                    "(and hides the unsubscribe link with the rest)")
     elif size > NEAR_CLIP_BYTES:
         out.append(f"email.html is {size / 1024:.1f} KB: close to Gmail's 102 KB clipping limit")
+    note = i18n.resolve(built.language, built.config.default_language, built.config.locale_dir).note
+    if note:
+        out.append(note)
     if not built.issue.preheader:
         out.append("no preheader: inboxes will show the first text of the email instead")
     if len(built.issue.subject) > SUBJECT_WARN_CHARS:
@@ -131,9 +228,16 @@ def _warnings(built: Built) -> list[str]:
 
 
 def write_built(built: Built) -> None:
-    """Replace build/<slug>/ with this build's files, all at once."""
+    """Replace build/<slug>/ with this build's files (editions in <lang>/), all at once."""
+    files = _files(built)
+    for e in built.editions:
+        files.update({f"{e.edition}/{name}": text for name, text in _files(e).items()})
+    _write_folder(built, files)
+
+
+def _files(built: Built) -> dict[str, str]:
     r = built.rendered
-    files = {
+    return {
         "email.html": r.html,
         "email.txt": r.text,
         "web.html": r.web_html,
@@ -147,12 +251,19 @@ def write_built(built: Built) -> None:
                 "date": built.issue.date.isoformat(),
                 "language": built.language,
                 "fields": sorted(r.fields),
-                "web_url": built.config.web_url(built.slug),
+                "web_url": built.web_url,
+                **({"edition": built.edition} if built.edition else {}),
+                **({"editions": {e.edition: {"language": e.language, "subject": e.issue.subject,
+                                             "title": e.issue.title, "web_url": e.web_url}
+                                 for e in built.editions}} if built.editions else {}),
             },
             indent=2,
             ensure_ascii=False,
         ) + "\n",
     }
+
+
+def _write_folder(built: Built, files: dict[str, str]) -> None:
     parent = built.out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +273,7 @@ def write_built(built: Built) -> None:
                                   f"cannot write the build here: {e.strerror or e}")]) from None
     try:
         for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text, encoding="utf-8")
         old = None
         if built.out_dir.exists():
@@ -200,9 +312,12 @@ def summary(built: Built) -> list[str]:
            else f"{-margin:.1f} KB OVER Gmail's 102 KB clip"),
         f"           {len(r.text.encode('utf-8')) / 1024:.1f} KB text; "
         f"fields {', '.join(sorted(r.fields)) or '-'}",
-        f"web        {built.config.web_url(built.slug)}",
+        f"web        {built.web_url}",
     ]
     lines += [f"warning    {w}" for w in built.warnings]
+    for e in built.editions:
+        lines.append(f"edition    {e.edition}: {display(e.out_dir)}/  {e.issue.subject}")
+        lines += [f"warning    {e.edition}: {w}" for w in e.warnings]
     return lines
 
 

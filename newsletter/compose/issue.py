@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.i18n import language_spec, normalise
 from newsletter.compose.schema import (
     Checker,
     Date,
@@ -30,7 +31,6 @@ from newsletter.compose.source import line_of, load_yaml_lenient
 from newsletter.errors import InputError, Problem
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-LANGUAGES = ("en", "fr")
 
 #: A BCP 47 language tag for text in another language than the issue's (`lang` in the HTML).
 LANG = Str(max_len=35, pattern=r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*", hint="a language tag such as fr or pt-BR").doc(
@@ -209,7 +209,9 @@ _TOP: dict[str, Spec] = {
     "title": Str(max_len=300).doc("The title at the top of the email and of the web page (default: the subject).",
                                   "Let’s mobilise to free Ales Bialiatski !"),
     "date": Date().doc("The issue's date, YYYY-MM-DD.", "2011-11-28"),
-    "language": OneOf(*LANGUAGES).doc("The language of the theme's fixed strings and of the content.", "en"),
+    "language": language_spec.doc("The language of the theme's fixed strings and of the content: a BCP 47 "
+                                  "tag (built in: en, ar, be, de, es, fr, ru; others fall back along the tag).",
+                                  "en", "pt-BR"),
     "links": _LINKS, "blocks": _Blocks().doc("The content, in reading order.", [
         {"type": "headline", "title": "Outrage and indignation", "body": "Ales Bialiatski was sentenced..."},
         {"type": "section", "heading": "In depth", "body": "His trial opened on 2 November 2011."}]),
@@ -233,6 +235,9 @@ class Issue:
     links: dict[str, Any]
     blocks: list[dict[str, Any]]
     footer: dict[str, Any]
+    #: None for an issue; for an edition (`issues/<id>.<lang>.yaml`), its language tag. An
+    #: edition has its issue's slug: one ledger row per reader per issue, whatever the edition.
+    edition: str | None = None
     list_key: str | None = None  # `list:`; None: the project's only list
     list_line: int | None = None
 
@@ -270,6 +275,37 @@ def _blocks(chk: Checker, value: Any, line: int | None, path: str) -> list[dict[
 _ISSUE = Obj(_TOP, required=("subject", "date", "blocks"))
 
 
+def edition_of(path: Path) -> tuple[Path, str] | None:
+    """(the issue's own file, the language) if `path` names an edition, `issues/<id>.<lang>.yaml`:
+    the last dotted part of its name is a language tag (`fr`, `pt-BR`). Else None."""
+    stem, dot, last = path.stem.rpartition(".")
+    if not dot or not stem:
+        return None
+    tag = normalise(last)
+    if tag is None:
+        return None
+    return path.with_name(stem + path.suffix), tag
+
+
+def editions_of(path: Path) -> list[Path]:
+    """The edition files next to an issue file, in name order: `<id>.<lang>.yaml` (or .yml)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return []
+    out = []
+    for candidate in sorted(folder.glob(f"{_glob_escape(path.stem)}.*")):
+        if candidate.suffix not in (".yaml", ".yml") or not candidate.is_file():
+            continue
+        found = edition_of(candidate)
+        if found and found[0].stem == path.stem:
+            out.append(candidate)
+    return out
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
 def issue_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of an issue file, from the very specs `load_issue` checks with."""
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -280,25 +316,41 @@ def issue_json_schema() -> dict[str, Any]:
 
 
 def load_issue(path: Path, *, display: str | None = None) -> Issue:
-    """Read and validate an issue file; raise InputError listing every problem found."""
+    """Read and validate an issue file (or an edition of one); raise InputError listing every problem."""
     name = display or str(path)
     slug = path.stem
+    edition = edition_of(path)
     data, problems = load_yaml_lenient(path, display=name)
     chk = Checker(name)
     chk.problems.extend(problems)
+    if edition is not None:
+        main, tag = edition
+        slug = main.stem
+        if not main.is_file() and not main.with_suffix(".yml" if main.suffix == ".yaml" else ".yaml").is_file():
+            chk.add(1, "", f"an edition ({tag}) of an issue that does not exist: no {main.name} next to it "
+                           "(an edition is <id>.<lang>.yaml beside its issue's <id>.yaml)")
     if not SLUG.fullmatch(slug):
         chk.add(None, "", f"file name {path.name!r} cannot be an issue id: use letters, digits, '.', '-', '_'")
     if data is None:
         chk.add(1, "", "file is empty")
         raise InputError(chk.problems)
     v = _ISSUE(chk, data, 1, "")
+    language = v["language"] if v else None
+    if edition is not None and v:
+        if language is None:
+            language = edition[1]
+        elif language != edition[1]:
+            chk.add(line_of(data, "language"), "language",
+                    f"{language!r}, but the file name makes this the {edition[1]!r} edition ({path.name}): "
+                    f"rename the file or fix the language")
     if chk.problems:
         raise InputError(sorted(chk.problems, key=lambda p: p.line or 0))
     return Issue(
         path=path, slug=slug, subject=v["subject"], preheader=v["preheader"],
-        title=v["title"] or v["subject"], date=v["date"], language=v["language"],
+        title=v["title"] or v["subject"], date=v["date"], language=language,
         links=_links(v["links"]), blocks=v["blocks"],
         footer=v["footer"] or dict.fromkeys(_FOOTER.fields),
+        edition=edition[1] if edition else None,
         list_key=v["list"], list_line=line_of(data, "list"),
     )
 

@@ -87,7 +87,8 @@ def environment(config: Config, language: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         bytecode_cache=_bytecode_cache(),
     )
-    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(language, config.locale_dir, config.default_language), newstyle=True)
     env.filters["markdown"] = to_html
     env.filters["markdown_text"] = lambda text, width=72: to_text(text, width)
     env.filters["html_text"] = html_to_text
@@ -96,9 +97,10 @@ def environment(config: Config, language: str) -> jinja2.Environment:
     env.filters["quote_text"] = _quote_text
     env.filters["display_url"] = _display_url
     env.filters["lead_in"] = _lead_in
+    env.filters["isolate"] = _isolate if i18n.is_rtl(language) else _same
     env.globals["recipient"] = Recipient()
     env.globals["lang_attr"] = lang_attr
-    env.globals["more_link"] = more_link
+    env.globals["more_link"] = functools.partial(more_link, arrow="&larr;") if i18n.is_rtl(language) else more_link
     return env
 
 
@@ -140,6 +142,20 @@ def _lead_in(text: str) -> str:
     return text if text.rstrip()[-1:] in (".", ":", "!", "?", "…") else f"{text}:"
 
 
+def _isolate(text: Any) -> Any:
+    """A name, number or URL set inside right-to-left text, isolated (FSI ... PDI) so the bidi
+    algorithm neither reorders it nor lets it drag the punctuation around it along."""
+    if text is None or text == "":
+        return text
+    from markupsafe import Markup, escape
+
+    return Markup("\u2068{}\u2069").format(escape(text)) if isinstance(text, Markup) else f"\u2068{text}\u2069"
+
+
+def _same(text: Any) -> Any:
+    return text
+
+
 def lang_attr(part: Any, fallback: str | None = None) -> Markup:
     """` lang="fr"` for a part (block, item, link, image) written in another language than the
     issue, so screen readers switch voice and browsers hyphenate right; empty otherwise."""
@@ -147,14 +163,16 @@ def lang_attr(part: Any, fallback: str | None = None) -> Markup:
     return Markup(' lang="{}"').format(lang) if lang else Markup("")
 
 
-def more_link(url: str, label: str, about: str | None, lang: str | None = None) -> Markup:
+def more_link(url: str, label: str, about: str | None, lang: str | None = None, *,
+              arrow: str = "&rarr;") -> Markup:
     """A "Read more →" link whose accessible name also says what it leads to ("Read more:
     <title>"): ten identical "Read more" links are ten unknowns in a screen reader's list of
-    links. The visible words start the name (WCAG 2.5.3); the arrow is not read out."""
+    links. The visible words start the name (WCAG 2.5.3); the arrow is not read out. Right to
+    left, the environment passes "←": an arrow points where the reading goes."""
     name = f"{label}: {about}" if about else label
-    arrow = Markup('<span aria-hidden="true">&nbsp;&rarr;</span>')
+    mark = Markup('<span aria-hidden="true">&nbsp;' + arrow + "</span>")  # arrow: an HTML entity of ours
     return Markup('<a class="nl-tap" href="{}" aria-label="{}"{}>{}{}</a>').format(
-        url, name, Markup(' lang="{}"').format(lang) if lang else Markup(""), label, arrow)
+        url, name, Markup(' lang="{}"').format(lang) if lang else Markup(""), label, mark)
 
 
 def _display_url(url: str) -> str:
@@ -166,13 +184,21 @@ def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
     """What every template sees. With `personal` False the templates leave out the reader's
     parts themselves; the build instead renders once and strips `nl-personal` (strip_personal)."""
     language = config.language_of(issue)
-    web_url = config.web_url(issue.slug)
+    web_url = config.web_url(issue.slug, issue.edition)
     links = dict(issue.links)
+    rtl = i18n.is_rtl(language)
     return {
         "issue": issue,
         "config": config,
         "theme": config.theme,
         "language": language,
+        # right to left: dir="rtl", text aligned to the right ("start"), arrows pointing left
+        "dir": "rtl" if rtl else "ltr",
+        "start": "right" if rtl else "left",
+        "end": "left" if rtl else "right",
+        "arrow": "\u2190" if rtl else "\u2192",
+        "bullet": "\u25c2" if rtl else "\u25b8",  # ◂ ▸ (arrows and triangles are not mirrored by bidi)
+        "comma": "\u060c " if i18n.primary(language) in i18n.ARABIC_SCRIPT else ", ",  # ، in Arabic script
         "personal": personal,
         "web_url": web_url,
         "show_view_in_browser": personal and links["view_in_browser"]["show"],
@@ -330,12 +356,15 @@ def _premailer(html: str) -> str:
     ).transform()
 
 
-def render_issue(issue: Issue, config: Config) -> Rendered:
-    """The whole pipeline for one issue."""
+def render_issue(issue: Issue, config: Config, alternates: list[tuple[str, str]] | None = None) -> Rendered:
+    """The whole pipeline for one issue (or edition). `alternates`: (language, web URL) of every
+    edition of the issue, the issue itself first, for the web version's hreflang links."""
     env = environment(config, config.language_of(issue))  # templates compiled once
     mjml = render_mjml(issue, config, personal=True, env=env)
     html = inline_css(_compile(mjml, issue, config))
     web_html = fill_web(strip_personal(html), issue, config)  # one CSS-inlining pass, not two
+    if alternates and len(alternates) > 1:
+        web_html = _with_alternates(web_html, alternates)
     text = render_text(issue, config, env=env)
     fields = frozenset(PLACEHOLDER.findall(html)) | frozenset(PLACEHOLDER.findall(text))
     return Rendered(mjml=mjml, html=html, text=text, web_html=web_html, fields=fields)
@@ -356,10 +385,21 @@ def strip_personal(html: str) -> str:
     return restore(out)
 
 
+def _with_alternates(html: str, alternates: list[tuple[str, str]]) -> str:
+    """<link rel="alternate" hreflang> to every edition (and x-default, the issue itself), so
+    search engines and readers' browsers find the version in their language."""
+    from html import escape
+
+    links = [f'<link rel="alternate" hreflang="{escape(lang)}" href="{escape(url)}">' for lang, url in alternates]
+    links.append(f'<link rel="alternate" hreflang="x-default" href="{escape(alternates[0][1])}">')
+    at = html.find("</head>")
+    return html if at < 0 else html[:at] + "\n".join(links) + "\n" + html[at:]
+
+
 def fill_web(html: str, issue: Issue, config: Config) -> str:
     """The web version has no reader: merge fields take their neutral fallbacks."""
     language = config.language_of(issue)
-    fallbacks = {"name": i18n.gettext(language, "reader"), "email": ""}
+    fallbacks = {"name": i18n.gettext(language, "reader", config.locale_dir, config.default_language), "email": ""}
 
     def sub(m: re.Match[str]) -> str:
         return fallbacks.get(m.group(1), "")

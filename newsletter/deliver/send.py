@@ -62,6 +62,7 @@ class Plan:
     bad_links: list[Subscriber] = field(default_factory=list)  # would fail the link check (first KEEP)
     bad_link_count: int = 0  # not part of to_send: their send fails, per reader
     first: list[Subscriber] = field(default_factory=list)  # a few of to_send, for samples
+    editions: dict[str, int] = field(default_factory=dict)  # to_send per edition's language (issues with editions)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class SendReport:
     stopped: str | None = None  # the backend gave up: its words
     in_flight: int = 0  # handed to the backend, outcome not returned yet
     started: float = field(default_factory=time.monotonic)
+    editions: dict[str, int] = field(default_factory=dict)  # handed off per edition's language (with editions)
 
     @property
     def complete(self) -> bool:
@@ -160,15 +162,17 @@ def _passed_over(tally: Plan | SendReport, what: str) -> bool:
 def make_plan(built: Built, subscribers: Path | None, store: Store | None, *,
               resend_uncertain: bool = False, samples: int = 0, display: str | None = None,
               from_store: bool = False) -> Plan:
-    """Count who would be sent to, without writing anything. `store` None: no state yet.
-    `from_store`: the list's confirmed members in the store too (audience/members.py)."""
+    """Count who would be sent to (per edition too), without writing anything. `store` None: no
+    state yet. `from_store`: the list's confirmed members in the store too (audience/members.py)."""
     plan = Plan(subscribers=display or str(subscribers),
                 source=describe(subscribers, built.config.list_key if from_store else None, display))
+    if built.editions:
+        plan.editions = dict.fromkeys((b.language for b in built.all()), 0)
     ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
                          default_language=built.language, stats=plan.stats, display=display or str(subscribers),
                          skip=ledger.sent_among if ledger is not None else None)
-    links = link_fields(built.rendered.html) if built.rendered is not None else []
+    links = _link_fields(built)
     for batch in _batches(rows, DEFAULT_BATCH):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
         for s, what in _classify(batch, statuses, store, resend_uncertain, list_key=built.config.list_key):
@@ -181,10 +185,33 @@ def make_plan(built: Built, subscribers: Path | None, store: Store | None, *,
                 plan.to_send += 1
                 plan.retrying_failed += what == "failed"
                 plan.resending_uncertain += what == "uncertain"
+                if built.editions:
+                    plan.editions[built.for_language(s.language).language] += 1
                 if len(plan.first) < samples:
                     plan.first.append(s)
     plan.already_sent += plan.stats.done
     return plan
+
+
+def edition_counts(built: Built, subscribers: Path | None, store: Store | None, *,
+                   from_store: bool = False) -> dict[str, dict[str, int]]:
+    """For `status` of an issue with editions: per edition's language, how many of the readers
+    now on the list (the CSV, and with `from_store` the list's confirmed members, as the send
+    reads them) the ledger has as sent, failed, uncertain (or sending), or not yet (pending).
+    Suppressed readers and those who left the list, if they have not had the issue, are left
+    out. Writes nothing."""
+    counts = {b.language: dict.fromkeys(("sent", "pending", "failed", "uncertain"), 0) for b in built.all()}
+    ledger = Ledger(store, built.slug) if store is not None else None
+    rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
+                         default_language=built.language, stats=ReadStats())
+    for batch in _batches(rows, 500):
+        statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
+        for s, what in _classify(batch, statuses, store, True, list_key=built.config.list_key):
+            if what == "suppressed":
+                continue
+            key = {"new": "pending", "uncertain": "uncertain", "held": "uncertain"}.get(what, what)
+            counts[built.for_language(s.language).language][key] += 1
+    return counts
 
 
 # --- preflight ------------------------------------------------------------------------------
@@ -203,16 +230,21 @@ def check_fields(built: Built, subscribers: Path, *, display: str | None = None)
 
     csv_name = display or str(subscribers)
     columns = columns_of(subscribers, display=csv_name)
-    unknown = unknown_fields(built.rendered.fields, columns)
-    problems = []
-    for name in unknown:
-        file, line = locate_field(built.issue.path, (built.config.templates_dir, default_theme()), name)
-        problems.append(Problem(shown(file), line, "{{ " + name + " }}",
-                                f"neither a standard field ({', '.join(STANDARD_FIELDS)}) nor a column of "
-                                f"{csv_name} (its columns: {', '.join(columns)}); not sent: every reader "
-                                "would get it empty"))
+    problems: dict[Problem, None] = {}  # a theme template's field is one problem, whatever the edition
+    for b in built.all():  # every edition reaches some reader
+        for name in unknown_fields(b.rendered.fields, columns):
+            file, line = locate_field(b.issue.path, (built.config.templates_dir, default_theme()), name)
+            problems[Problem(shown(file), line, "{{ " + name + " }}",
+                             f"neither a standard field ({', '.join(STANDARD_FIELDS)}) nor a column of "
+                             f"{csv_name} (its columns: {', '.join(columns)}); not sent: every reader "
+                             "would get it empty")] = None
     if problems:
-        raise InputError(problems)
+        raise InputError(list(problems))
+
+
+def _link_fields(built: Built) -> list[tuple[str, str]]:
+    """The fields used as whole links in the issue or any of its editions (a reader may get any)."""
+    return list(dict.fromkeys(f for b in built.all() if b.rendered is not None for f in link_fields(b.rendered.html)))
 
 
 # --- recipients ---------------------------------------------------------------------------
@@ -235,7 +267,7 @@ class RecipientMaker:
         self.keys = keys
         self.unique_ids = unique_ids
         self._fallbacks: dict[str, str] = {}
-        self.links = link_fields(built.rendered.html)
+        self.links = _link_fields(built)
 
     def problem(self, r: Recipient) -> str | None:
         """Why `r` cannot be sent (a value filled into a link is not a URL an email may carry), or None."""
@@ -243,13 +275,59 @@ class RecipientMaker:
 
     def fallback_name(self, language: str) -> str:
         if language not in self._fallbacks:
-            self._fallbacks[language] = i18n.gettext(language, "reader")
+            config = self.built.config
+            self._fallbacks[language] = i18n.gettext(language, "reader", config.locale_dir, config.default_language)
         return self._fallbacks[language]
 
     def __call__(self, s: Subscriber) -> Recipient:
         return make_recipient(email=s.email, name=s.name, language=s.language, fields=s.fields,
                               slug=self.built.slug, config=self.built.config, keys=self.keys,
                               fallback_name=self.fallback_name(s.language), unique_id=self.unique_ids)
+
+
+class Editions:
+    """The message each reader gets: the edition in their language (`Built.for_language`: along
+    the tag, then the issue itself), each prepared once. Every edition has the issue's slug, so
+    the ledger keeps one row per reader per issue whatever the edition: nobody gets two."""
+
+    def __init__(self, built: Built, *, test: bool = False):
+        self.built = built
+        self.test = test
+        self._messages: dict[str, PreparedMessage] = {}
+        # readers handed to the backend per edition, the issue's first (only for an issue with editions)
+        self.counts: dict[str, int] = dict.fromkeys((b.language for b in built.all()), 0) if built.editions else {}
+
+    def edition(self, language: str) -> Built:
+        return self.built.for_language(language)
+
+    def message(self, edition: Built) -> PreparedMessage:
+        key = edition.language
+        if key not in self._messages:
+            self._messages[key] = prepare_message(edition, test=self.test)
+        return self._messages[key]
+
+    def submit(self, backend: Backend, todo: list[Recipient]) -> list[Outcome]:
+        """`backend.submit(todo)`, one edition at a time: a backend sends the message it was
+        opened with, so it is re-opened on the next edition's, with the hooks the send loop gave
+        it (a no-op for an issue without editions)."""
+        if not self.built.editions:
+            return backend.submit(todo)
+        groups: dict[str, tuple[Built, list[Recipient]]] = {}
+        for r in todo:
+            e = self.edition(r.language)
+            groups.setdefault(e.language, (e, []))[1].append(r)
+        outcomes: list[Outcome] = []
+        for edition, group in groups.values():
+            message = self.message(edition)
+            if backend.message is not message:  # same hooks: the ledger hears of every hand-off
+                backend.open(message, backend.hooks)
+            self.counts[edition.language] += len(group)
+            try:
+                outcomes += backend.submit(group)
+            except BackendError as e:  # what the earlier editions settled is reported with it
+                e.outcomes = outcomes + e.outcomes
+                raise
+        return outcomes
 
 
 def link_problem(links: list[tuple[str, str]], values: Mapping[str, str]) -> str | None:
@@ -314,7 +392,9 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path | None, sto
     report = SendReport(total=total)
     ledger = Ledger(store, built.slug, backend.name)
     report.recovered = ledger.recover()
-    message = prepare_message(built)
+    editions = Editions(built)
+    report.editions = editions.counts
+    message = editions.message(built)
     maker = RecipientMaker(built, keys)
     rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
                          default_language=built.language, stats=report.stats, display=display or str(subscribers),
@@ -363,7 +443,7 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path | None, sto
                     time.sleep(ahead)
             report.in_flight += len(todo)
             try:
-                outcomes = backend.submit(todo)  # may return before all of `todo` is settled
+                outcomes = editions.submit(backend, todo)  # may return before all of `todo` is settled
             except BackendError as e:
                 outcomes = e.outcomes
                 report.stopped = str(e)
@@ -441,12 +521,12 @@ def write_samples(built: Built, plan: Plan, keys: SigningKeys, folder: Path) -> 
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    message: PreparedMessage = prepare_message(built)
+    editions = Editions(built)
     maker = RecipientMaker(built, keys)
     out = []
     for i, s in enumerate(plan.first, 1):
         path = folder / f"{i}-{_safe(s.email)}.eml"
-        path.write_bytes(message.to_bytes(maker(s)))
+        path.write_bytes(editions.message(editions.edition(s.language)).to_bytes(maker(s)))
         out.append(path)
     return out
 

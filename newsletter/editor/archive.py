@@ -23,7 +23,7 @@ from pathlib import Path
 import jinja2
 
 from newsletter.compose import i18n
-from newsletter.compose.build import Built, build_issue
+from newsletter.compose.build import Built, build_issue, main_path
 from newsletter.compose.render import fill_web
 from newsletter.config import Config
 from newsletter.errors import InputError, Problem
@@ -41,10 +41,14 @@ class Entry:
     url: str  # absolute: where the page is published
     href: str  # relative to the archive's root
     day: str  # the date as the issue's language writes it
+    lang: str = "en"
+    language_name: str = ""  # the language, named in itself ("français"), for the links between editions
+    editions: tuple[Entry, ...] = ()  # the issue's editions in other languages
 
 
 def issue_files(folder: Path) -> list[Path]:
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    """The issues in `folder`: an edition (`<id>.<lang>.yaml`) is built with its issue, not alone."""
+    return list(dict.fromkeys(main_path(p) for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])))
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
     entries = [_entry(b) for b in built]
     files: dict[str, str] = {"index.html": index_html(config, entries), "feed.xml": atom_feed(config, entries)}
     for b, e in zip(built, entries, strict=True):
-        files[f"{e.href}index.html"] = issue_page(b)
+        for edition, entry in zip(b.all(), (e, *e.editions), strict=True):
+            files[f"{entry.href}index.html"] = issue_page(edition)
     _write_tree(out_dir, files)
     return Archive(entries=entries, future=sorted(future, key=lambda b: (b.issue.date, b.slug)))
 
@@ -92,21 +97,44 @@ def _entry(b: Built) -> Entry:
     language = b.language
     return Entry(slug=b.slug, date=b.issue.date, title=fill_web(b.issue.subject, b.issue, b.config),
                  summary=fill_web(b.issue.preheader or "", b.issue, b.config),
-                 url=b.config.web_url(b.slug), href=f"issues/{b.slug}/",
-                 day=i18n.format_date(b.issue.date, language))  # the email's own date style
+                 url=b.web_url, href=f"issues/{b.slug}/" + (f"{b.edition}/" if b.edition else ""),
+                 day=i18n.format_date(b.issue.date, language),  # the email's own date style
+                 lang=language, language_name=_language_name(language),
+                 editions=tuple(_entry(e) for e in b.editions))
+
+
+def _language_name(tag: str) -> str:
+    """`fr` -> "Français": what a reader looks for in a list of languages is their own language's name."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(tag, sep="-").get_display_name(Locale.parse(tag, sep="-")) or tag
+    except (UnknownLocaleError, ValueError):
+        return tag
+    return name[:1].upper() + name[1:]
 
 
 def issue_page(b: Built) -> str:
-    """The web version, with a way back to the index (relative: ../../)."""
-    nav = ('<div style="font:14px/1.4 Helvetica,Arial,sans-serif;padding:8px 12px;text-align:center">'
-           '<a href="../../index.html">&larr; All issues</a> &middot; <a href="../../feed.xml">Atom feed</a></div>')
+    """The web version, with a way back to the index (relative: ../../, an edition ../../../)."""
+    from html import escape
+
+    up = "../../../" if b.edition else "../../"
+    language, config = b.language, b.config
+
+    def _(message: str) -> str:
+        return escape(i18n.gettext(language, message, config.locale_dir, config.default_language))
+
+    back = "&rarr;" if i18n.is_rtl(language) else "&larr;"  # back points towards where lines start
+    nav = (f'<div dir="{i18n.direction(language)}" style="font:14px/1.4 Helvetica,Arial,sans-serif;padding:8px 12px;'
+           f'text-align:center"><a href="{up}index.html">{back} {_("All issues")}</a> &middot; '
+           f'<a href="{up}feed.xml">{_("Atom feed")}</a></div>')
     html = b.rendered.web_html
     m = re.search(r"<body\b[^>]*>", html, re.I)
     return html[: m.end()] + nav + html[m.end():] if m else nav + html
 
 
-_INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html lang="{{ lang }}">
+_INDEX = """<!doctype html>
+<html lang="{{ lang }}" dir="{{ dir }}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -127,26 +155,36 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 </head>
 <body>
 <h1>{{ title }}</h1>
-<p class="org">{{ org }} &middot; <a href="feed.xml">Atom feed</a></p>
+<p class="org">{{ org }} &middot; {{ ngettext("%(num)d issue", "%(num)d issues", entries | length) }}
+  &middot; <a href="feed.xml">{{ _("Atom feed") }}</a></p>
 {% if entries %}
 <ol>
 {% for e in entries %}
   <li><time datetime="{{ e.date.isoformat() }}">{{ e.day }}</time>
     <a class="title" href="{{ e.href }}index.html">{{ e.title }}</a>
-    {% if e.summary %}<p>{{ e.summary }}</p>{% endif %}</li>
+    {% if e.summary %}<p>{{ e.summary }}</p>{% endif %}
+    {% if e.editions %}<p class="editions">
+      {%- for x in e.editions %}<a href="{{ x.href }}index.html" hreflang="{{ x.lang }}" lang="{{ x.lang }}">
+      {{- x.language_name }}: <span dir="auto">{{ x.title }}</span></a>{% if not loop.last %} &middot; {% endif %}
+      {%- endfor %}</p>{% endif %}</li>
 {% endfor %}
 </ol>
 {% else %}
-<p>No issues yet.</p>
+<p>{{ _("No issues yet.") }}</p>
 {% endif %}
 </body>
 </html>
-""")
+"""
 
 
 def index_html(config: Config, entries: list[Entry]) -> str:
-    return _INDEX.render(lang=config.default_language, title=config.list_name, org=config.org_name,
-                         entries=entries)
+    """The archive's front page, in the list's default language."""
+    language = config.default_language
+    env = jinja2.Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(language, config.locale_dir, language), newstyle=True)
+    return env.from_string(_INDEX).render(lang=language, dir=i18n.direction(language), title=config.list_name,
+                                          org=config.org_name, entries=entries)
 
 
 def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None = None) -> str:
@@ -175,8 +213,10 @@ def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None =
     sub(author, "name", config.org_name)
     if config.org_website:
         sub(author, "uri", config.org_website)
-    for e in entries:
+    for e in (x for issue in entries for x in (issue, *issue.editions)):  # each edition is an entry too
         entry = sub(feed, "entry")
+        if e.lang != config.default_language:
+            entry.set("{http://www.w3.org/XML/1998/namespace}lang", e.lang)
         sub(entry, "title", e.title)
         sub(entry, "id", e.url)
         sub(entry, "link", rel="alternate", type="text/html", href=e.url)

@@ -54,11 +54,23 @@ class State:
     text: str = ""
     size_kb: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: The issue's editions (issues/<id>.<lang>.yaml) by language: subject, preheader, html, text,
+    #: size_kb. The issue itself is the first; the page's language switch picks one.
+    editions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         return {"version": self.version, "subject": self.subject, "preheader": self.preheader,
                 "from_name": self.from_name, "from_address": self.from_address, "to": self.to,
-                "size_kb": round(self.size_kb, 1), "clip_kb": GMAIL_CLIP_BYTES // 1024, "errors": self.errors}
+                "size_kb": round(self.size_kb, 1), "clip_kb": GMAIL_CLIP_BYTES // 1024, "errors": self.errors,
+                "editions": {lang: {k: e[k] for k in ("subject", "preheader", "size_kb")}
+                             for lang, e in self.editions.items()}}
+
+    def edition(self, lang: str | None) -> dict[str, Any]:
+        """What to show in `lang` (the issue itself if it has no such edition)."""
+        found = self.editions.get(lang or "")
+        if found is not None:
+            return found
+        return {"subject": self.subject, "preheader": self.preheader, "html": self.html, "text": self.text}
 
 
 def recipient_values(config: Config, email: str | None, language: str) -> tuple[str, dict[str, str]]:
@@ -120,6 +132,15 @@ class Preview:
                 new.html = Template(built.rendered.html, escape_html=True).fill(values)
                 new.text = Template(built.rendered.text).fill(values)
                 new.size_kb = built.sample_html_bytes() / 1024
+                new.editions = {}
+                if built.editions:
+                    for e in built.all():
+                        new.editions[e.language] = {
+                            "subject": Template(e.issue.subject).fill(values),
+                            "preheader": Template(e.issue.preheader or "").fill(values),
+                            "html": Template(e.rendered.html, escape_html=True).fill(values),
+                            "text": Template(e.rendered.text).fill(values),
+                            "size_kb": round(e.sample_html_bytes() / 1024, 1)}
                 new.errors = []
                 self.log(f"rebuilt  {new.subject}  ({new.size_kb:.1f} KB)")
             except NewsletterError as e:
@@ -149,12 +170,22 @@ class Preview:
         """
         import watchfiles  # noqa: F401 - imported here so the threads start watching at once
 
+        from newsletter.compose.build import main_path
+
         config = self.config
-        files = {self.issue.resolve(), self.config_path.resolve()}
+        issue = main_path(self.issue).resolve()
+        files = {self.issue.resolve(), issue, self.config_path.resolve()}
         if config is not None:
             files |= {config.subscribers.resolve(), config.templates_dir.resolve()}
         flat = sorted({p.parent for p in files if p.parent.is_dir()})
-        self._spawn(flat, False, lambda p: Path(p).resolve() in files, "watch-files")
+
+        def wanted(p: str) -> bool:  # the issue's editions too, including one created while previewing
+            path = Path(p).resolve()
+            return path in files or (path.suffix in (".yaml", ".yml") and main_path(path) == issue)
+
+        self._spawn(flat, False, wanted, "watch-files")
+        if config is not None:
+            self._spawn([config.locale_dir.resolve()], True, _not_hidden, "watch-locale")
         self._spawn([default_theme().resolve()], True, _not_hidden, "watch-theme")
         self._watch_templates()
 
@@ -240,15 +271,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
+        from urllib.parse import parse_qs
+
+        path, _, query = self.path.partition("?")
         state = self.preview.state
+        shown = state.edition(parse_qs(query).get("lang", [None])[0])
         if path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE)
         elif path == "/email.html":
-            body = state.html or _blank(state.errors)
+            body = shown["html"] or _blank(state.errors)
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", body)
         elif path == "/email.txt":
-            self._send(HTTPStatus.OK, "text/plain; charset=utf-8", state.text or "\n".join(state.errors))
+            self._send(HTTPStatus.OK, "text/plain; charset=utf-8", shown["text"] or "\n".join(state.errors))
         elif path == "/state.json":
             self._send(HTTPStatus.OK, "application/json", json.dumps(state.public()))
         elif path == "/events":
@@ -336,6 +370,7 @@ PAGE = """<!doctype html>
     <button type="button" data-mode="desktop" aria-pressed="true">Desktop</button>
     <button type="button" data-mode="phone" aria-pressed="false">Phone</button>
     <button type="button" data-mode="text" aria-pressed="false">Text</button>
+    <label id="langs" hidden>Edition <select id="lang"></select></label>
     <span class="status" id="status">connecting…</span>
   </div>
   <div class="inbox" title="as an inbox lists it">
@@ -348,12 +383,14 @@ PAGE = """<!doctype html>
 <main><iframe id="frame" title="the email" src="about:blank"></iframe></main>
 <script>
 (function () {
-  var version = null, mode = (location.hash.slice(1) || "desktop");
+  var version = null, mode = (location.hash.slice(1) || "desktop"), lang = "", last = null;
   var frame = document.getElementById("frame");
   function $(id) { return document.getElementById(id); }
   function load() {
-    frame.src = (mode === "text" ? "email.txt" : "email.html") + "?v=" + version;
+    frame.src = (mode === "text" ? "email.txt" : "email.html") + "?v=" + version +
+      (lang ? "&lang=" + encodeURIComponent(lang) : "");
   }
+  $("lang").addEventListener("change", function () { lang = $("lang").value; if (last) { apply(last, true); } });
   function setMode(m) {
     mode = m; location.hash = m; document.body.dataset.mode = m;
     document.querySelectorAll("button[data-mode]").forEach(function (b) {
@@ -365,11 +402,25 @@ PAGE = """<!doctype html>
     try { frame.style.height = Math.max(600, frame.contentDocument.documentElement.scrollHeight + 20) + "px"; }
     catch (e) {}
   });
-  function apply(s) {
+  function apply(s, switched) {
+    last = s;
+    var langs = Object.keys(s.editions || {}), select = $("lang");
+    var same = select.options.length === langs.length &&
+      langs.every(function (l, i) { return select.options[i].value === l; });
+    if (!same) {
+      select.innerHTML = "";
+      langs.forEach(function (l) {
+        var o = document.createElement("option"); o.value = o.textContent = l; select.appendChild(o);
+      });
+      if (langs.indexOf(lang) < 0) { lang = langs.length ? langs[0] : ""; }
+      select.value = lang;
+    }
+    $("langs").hidden = langs.length < 2;
+    var shown = (lang && s.editions && s.editions[lang]) || s;
     $("from").textContent = s.from_name;
     $("from").title = s.from_address;
-    $("subject").textContent = s.subject;
-    $("preheader").textContent = s.preheader ? "\\u2014 " + s.preheader : "";
+    $("subject").textContent = shown.subject;
+    $("preheader").textContent = shown.preheader ? "\\u2014 " + shown.preheader : "";
     $("to").textContent = s.to;
     var err = $("error");
     if (s.errors.length) {
@@ -380,7 +431,7 @@ PAGE = """<!doctype html>
       err.textContent = ""; err.className = "";
       $("status").textContent = "built, " + s.size_kb + " KB of " + s.clip_kb + " KB";
     }
-    if (s.version !== version) { version = s.version; load(); }
+    if (s.version !== version || switched) { version = s.version; load(); }
   }
   function poll() {
     fetch("state.json", {cache: "no-store"}).then(function (r) { return r.json(); }).then(apply)

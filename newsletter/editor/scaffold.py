@@ -19,8 +19,9 @@ import shutil
 import string
 from pathlib import Path
 
+from newsletter.compose.i18n import BUILT_IN, normalise
 from newsletter.compose.render import default_theme
-from newsletter.config import CONFIG_NAME, EMAILISH, LANGUAGES, load_config
+from newsletter.config import CONFIG_NAME, EMAILISH, load_config
 from newsletter.errors import InputError, NewsletterError, Problem
 from newsletter.paths import staging_dir
 
@@ -109,8 +110,11 @@ def init_project(target: Path, *, name: str = "My Organisation", sender: str = "
     problems = []
     if not re.fullmatch(EMAILISH, sender):
         problems.append(f"--sender {sender!r} is not an email address")
-    if language not in LANGUAGES:
-        problems.append(f"--language {language!r} is not one of: {', '.join(LANGUAGES)}")
+    if normalise(language) is None:
+        problems.append(f"--language {language!r} is not a language tag (BCP 47, e.g. en, fr, pt-BR); "
+                        f"built-in translations: {', '.join(BUILT_IN)}")
+    else:
+        language = normalise(language) or language
     if not name.strip() or "\n" in name:
         problems.append("--name must be one line of text")
     if not postal_address.strip():

@@ -19,14 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsletter.compose.build import Built
-from newsletter.lint import a11y, content, css, fields, links, mjml
+from newsletter.lint import a11y, content, css, fields, language, links, mjml
 from newsletter.lint.context import Context
 from newsletter.lint.findings import Finding, dedupe, has_errors
 from newsletter.lint.mjml import validate_mjml
 from newsletter.lint.online import check_online
 
 RULES = (*content.RULES[:4], *a11y.RULES, *fields.RULES, *links.RULES, *content.RULES[4:], *mjml.RULES,
-         *css.RULES)
+         *css.RULES, *language.RULES)
 
 
 def lint(built: Built, *, strict_css: bool = False, subscribers: Path | None = None) -> list[Finding]:
