@@ -117,7 +117,13 @@ _SCHEMA = Obj(
             "The sendgrid backend (the key comes from SENDGRID_API_KEY).", {"timeout": 30}),
         "web": Obj({"max_body_bytes": Int(minimum=1024, maximum=100_000_000).doc("Largest request body.", 1_000_000),
                     "webhook_max_age_seconds": Int(minimum=10, maximum=86_400).doc(
-                        "Oldest webhook timestamp accepted.", 600)}).doc(
+                        "Oldest webhook timestamp accepted.", 600),
+                    "header_timeout_seconds": Int(minimum=1, maximum=3600).doc(
+                        "A request's headers must all arrive within this, or 408 and close (`serve`).", 10),
+                    "body_timeout_seconds": Int(minimum=1, maximum=3600).doc(
+                        "A request's body must arrive within this, or 408 and close.", 30),
+                    "db_wait_seconds": Int(minimum=1, maximum=60).doc(
+                        "How long an unsubscribe waits for a busy SQLite state file before it is spooled.", 5)}).doc(
             "`newsletter serve`.", {"max_body_bytes": 1_000_000}),
         "bounces": Obj({"address": Str(pattern=EMAILISH, hint="an email address").doc(
                             "Envelope sender for bounces: each message gets bounces+<token>@... (VERP), naming "

@@ -65,6 +65,11 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")
         return responses
 
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self.server.lock:
+            self.server.quit_sessions.add(id(session))
+        return "221 Bye"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
                           rcpt_options: list[str]) -> str:
         reply = self.server._next_reply(self.server.script.rcpt_replies, address)
@@ -137,6 +142,7 @@ class SMTPServer:
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.sessions: set[int] = set()
+        self.quit_sessions: set[int] = set()  # sessions the client ended with QUIT
         self.attempts: Counter[str] = Counter()  # RCPT commands seen per address
         kwargs: dict[str, Any] = {"data_size_limit": 64 * 1024 * 1024}
         if auth:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -57,6 +58,10 @@ class Harness:
         """The To the stand-in saw for `email` (an address or a display form containing it)."""
         raise NotImplementedError
 
+    def open_sessions(self) -> int:
+        """Sessions the backend opened at the stand-in and has not ended (connectionless: 0)."""
+        return 0
+
 
 class OutboxHarness(Harness):
     name = "outbox"
@@ -97,6 +102,10 @@ class SMTPHarness(Harness):
 
     def to_header(self, email: str) -> str:
         return str(self.server.messages(email)[0]["To"])
+
+    def open_sessions(self) -> int:
+        with self.server.lock:
+            return len(self.server.sessions - self.server.quit_sessions)
 
 
 class SendGridHarness(Harness):
@@ -180,11 +189,22 @@ def test_one_outcome_per_recipient_in_order_and_one_message_each(harness: Harnes
 
 
 def test_close_is_safe_twice(harness: Harness, config: Config, built: Built) -> None:
+    """close() releases what the backend holds (its threads, its connections) and a second
+    close() neither fails nor sends anything again."""
+    def own_threads() -> set[threading.Thread]:  # non-daemon: the backends' worker pools, not the stand-ins'
+        return {t for t in threading.enumerate() if not t.daemon}
+
+    before = own_threads()
     backend = harness.backend(config)
     backend.open(message(built))
-    backend.send_messages(recipients(config, 1))
+    outcomes = backend.send_messages(recipients(config, 1))
     backend.close()
+    after_first = harness.received()
     backend.close()
+    assert [(o.email, o.status) for o in outcomes] == [("contract0@example.org", "sent")]
+    assert after_first == harness.received() == Counter({"contract0@example.org": 1})
+    assert own_threads() <= before
+    assert harness.open_sessions() == 0
 
 
 def test_handoff_is_announced_before_each_outcome(harness: Harness, config: Config, built: Built) -> None:

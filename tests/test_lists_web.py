@@ -10,6 +10,7 @@ from newsletter.config import load_config
 from newsletter.store import open_store
 from tests.conftest import run
 from tests.test_lists import CAMPAIGN, DIGEST, outbox
+from tests.test_web import nonce_in
 from tests.webserver import one_click, request, serve_in_thread
 
 KEY = "lists-web-secret-0123456789abcdef"
@@ -55,8 +56,9 @@ def test_resubscribe_through_the_same_link_rejoins_the_list(project: Path) -> No
     digest = config.for_list("digest")
     path = link(digest.list_id, "ada@example.org")
     with serve_in_thread(config, KEYS) as port:
-        request(port, "POST", path, "action=unsubscribe", FORM)
-        back = request(port, "POST", path, "action=resubscribe", FORM)
+        left = request(port, "POST", path, "action=unsubscribe", FORM)
+        # resubscribing needs the fresh form nonce the confirmation page issued (issue 10 item 5)
+        back = request(port, "POST", path, f"action=resubscribe&nonce={nonce_in(left.text)}", FORM)
         assert back.status == 200 and "Welcome back" in back.text
     with open_store(config) as s:
         assert s.membership("digest", "ada@example.org") == "confirmed"

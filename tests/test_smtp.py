@@ -239,6 +239,14 @@ def test_bad_security_setting_fails_when_the_backend_is_built(tmp_path: Path) ->
 
 
 def test_socket_helper_port_is_free() -> None:
+    """free_port() names a port nobody listens on and that a server can then take."""
     port = free_port()
+    assert 1024 <= port <= 65535
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # refused: no one is listening there
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+        s.listen()
+        assert s.getsockname() == ("127.0.0.1", port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            assert client.getpeername() == ("127.0.0.1", port)

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from newsletter.store import TABLES, DatabaseError, IssueLocked, Store, open_store
+from newsletter.store import TABLES, DatabaseError, IssueLocked, Store, open_store, spool
 from newsletter.store.copy import CopyError, copy_store
 
 
@@ -210,3 +210,21 @@ def test_a_closed_store_refuses_with_one_line(target: str) -> None:
         store.suppress("a@x.org", "manual")
     with pytest.raises(DatabaseError, match="cannot (read|write) the state database"):
         store.counts("i")
+
+
+def test_the_unsubscribe_spool_is_sqlite_only_and_every_reader_honours_it(store: Store, target: str) -> None:
+    """Issue 10 item 11: PostgreSQL has no spool (row locks: an unsubscribe never waits out a send);
+    on SQLite a spooled address is suppressed for every caller at once, and applied on the next open."""
+    if store.kind == "postgresql":
+        assert store.spool_database is None and store.spooled() == set() and store.drain_spool() == 0
+        return
+    assert store.spool_database is not None
+    spool.append(store.spool_database, " Ada@Example.org ", "one-click")
+    assert store.is_suppressed("ada@example.org") and not store.is_suppressed("b@example.org")
+    assert store.suppressed_among(["ADA@example.org", "b@example.org"]) == {"ada@example.org"}
+    assert store.count("suppressions") == 0  # honoured, not yet applied
+    with open_store(target) as reopened:  # a writable store applies the spool as it opens
+        assert spool.pending(store.spool_database) == set()
+        applied = reopened.suppression("ada@example.org")
+        assert applied is not None and (applied.reason, applied.source) == ("unsubscribed", "one-click")
+        assert reopened.is_suppressed("ada@example.org")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.audience.secrets import SigningKeys
-from newsletter.audience.tokens import make_token
+from newsletter.audience.tokens import make_form_nonce, make_token
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
 from tests.conftest import single_list
@@ -52,6 +53,13 @@ def state(conn: sqlite3.Connection) -> tuple[list[tuple[str, ...]], list[tuple[s
     """Everything the endpoint could change: suppressions and the action log."""
     return (conn.execute("SELECT email, reason, source FROM suppressions ORDER BY email").fetchall(),
             conn.execute("SELECT action, email, detail FROM actions ORDER BY id").fetchall())
+
+
+def nonce_in(page: str) -> str:
+    """The resubscribe form nonce a page issued."""
+    found = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
 
 
 def link(config: Config, email: str = "ada@example.org", language: str = "en",
@@ -100,7 +108,7 @@ def test_button_confirms_and_resubscribe_works_through_the_same_link(
     assert done.status == 200 and "You have been unsubscribed" in done.text
     assert 'value="resubscribe"' in done.text
     assert state(conn)[0] == [("ada@example.org", "unsubscribed", "page")]
-    back = request(server, "POST", path, "action=resubscribe", FORM)
+    back = request(server, "POST", path, f"action=resubscribe&nonce={nonce_in(done.text)}", FORM)
     assert back.status == 200 and "You are subscribed again" in back.text
     sups, actions = state(conn)
     assert sups == [] and [a[:2] for a in actions] == [("suppress", "ada@example.org"),
@@ -111,7 +119,8 @@ def test_button_confirms_and_resubscribe_works_through_the_same_link(
 
 def test_a_link_cannot_lift_a_bounce_or_complaint(server: int, config: Config, conn: sqlite3.Connection) -> None:
     suppress(config, "bounced@example.org", "bounced", source="sendgrid-webhook")
-    a = request(server, "POST", link(config, "bounced@example.org"), "action=resubscribe", FORM)
+    nonce = make_form_nonce(KEYS, "bounced@example.org", config.list_id)
+    a = request(server, "POST", link(config, "bounced@example.org"), f"action=resubscribe&nonce={nonce}", FORM)
     assert a.status == 200 and "cannot resubscribe" in a.text
     assert state(conn)[0] == [("bounced@example.org", "bounced", "sendgrid-webhook")]
 

@@ -44,7 +44,7 @@ def test_serve_accepts_current_and_listed_old_keys(project: Path) -> None:
     config = load_config(project / "newsletter.toml")
     new_link = "/unsubscribe/" + make_token(SigningKeys(NEW.encode(), (), False), "new@example.org", config.list_id)
     old_link = "/unsubscribe/" + make_token(SigningKeys(OLD.encode(), (), False), "old@example.org", config.list_id)
-    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": f"unused-key-xyz,{OLD}"}) \
+    with serve_in_process(project, {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": f"unused-key-abcdef,{OLD}"}) \
             as served:
         port = served.port
         assert request(port, "GET", new_link).status == 200
@@ -61,3 +61,19 @@ def test_serve_accepts_current_and_listed_old_keys(project: Path) -> None:
     assert conn.execute("SELECT email, source FROM suppressions ORDER BY email").fetchall() == [
         ("new@example.org", "one-click"), ("old@example.org", "one-click")]
     conn.close()
+
+
+def test_serve_and_send_refuse_a_weak_old_key_naming_the_variable_not_the_value(project: Path) -> None:
+    weak = {"NEWSLETTER_SECRET": NEW, "NEWSLETTER_OLD_SECRETS": f"{OLD},sh0rt-old-key"}
+    r = run(["serve", "--port", str(free_port())], project, env=weak, timeout=30)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "NEWSLETTER_OLD_SECRETS: key 2 of 2 is too short" in r.stderr
+    assert "sh0rt-old-key" not in r.stdout + r.stderr and OLD not in r.stdout + r.stderr
+    r = run(["send", "issues/2011-11-28-free-ales-bialiatski.yaml", "--backend", "smtp", "--yes"], project, env=weak)
+    assert r.returncode == 1 and "NEWSLETTER_OLD_SECRETS: key 2 of 2 is too short" in r.stderr
+    assert "sh0rt-old-key" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "newsletter.audience.web:app_factory",
+                        "--port", str(free_port())], cwd=project, env={**os.environ, **weak},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "NEWSLETTER_OLD_SECRETS: key 2 of 2 is too short" in r.stderr
+    assert "sh0rt-old-key" not in r.stdout + r.stderr

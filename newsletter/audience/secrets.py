@@ -36,13 +36,28 @@ class SigningKeys:
         return (self.current, *self.old)
 
 
+#: Shortest accepted signing key, current or old: a short key can be guessed offline from one token.
+MIN_KEY_LENGTH = 16
+
+
 def signing_keys(*, allow_development: bool = False) -> SigningKeys:
-    """The token keys from the environment; the development key only if allowed and unset."""
+    """The token keys from the environment; the development key only if allowed and unset.
+
+    Every key that verifies tokens must be as strong as the current one: an old key that can be
+    guessed forges links just as well. Errors name the variable and the key's position, never a value.
+    """
     current = os.environ.get(SECRET_VAR, "").strip()
-    old = tuple(k.strip().encode() for k in os.environ.get(OLD_SECRETS_VAR, "").split(",") if k.strip())
+    listed = [k.strip() for k in os.environ.get(OLD_SECRETS_VAR, "").split(",") if k.strip()]
+    for i, key in enumerate(listed, 1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise MissingSecret(f"{OLD_SECRETS_VAR}: key {i} of {len(listed)} is too short: every key, current or "
+                                f"old, needs at least {MIN_KEY_LENGTH} characters (remove it once its links "
+                                "no longer matter, or keep it only if it is as strong as the others)")
+    old = tuple(k.encode() for k in listed)
     if current:
-        if len(current) < 16:
-            raise MissingSecret(f"{SECRET_VAR} is too short: use at least 16 characters (32 random bytes is better)")
+        if len(current) < MIN_KEY_LENGTH:
+            raise MissingSecret(f"{SECRET_VAR} is too short: use at least {MIN_KEY_LENGTH} characters "
+                                "(32 random bytes is better)")
         return SigningKeys(current.encode(), old, False)
     if allow_development:
         return SigningKeys(DEVELOPMENT_KEY.encode(), old, True)

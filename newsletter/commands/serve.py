@@ -48,7 +48,7 @@ def serve_command(host: str, port: int, development_key: bool, config_path: Path
     import uvicorn
 
     from newsletter.audience.secrets import MissingSecret
-    from newsletter.audience.web import create_app
+    from newsletter.audience.web import DEFAULT_HEADER_TIMEOUT, create_app, header_deadline_protocol
 
     config = get_config(config_path)
     if development_key and not _is_loopback(host):
@@ -61,5 +61,6 @@ def serve_command(host: str, port: int, development_key: bool, config_path: Path
                          "(--development-key previews outbox links on loopback)") from None
     click.echo(f"serving {config.list_name} on http://{host}:{port}/unsubscribe/<token> and /webhooks/sendgrid",
                err=True)
+    header_timeout = int((config.web or {}).get("header_timeout_seconds") or DEFAULT_HEADER_TIMEOUT)
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, server_header=False,
-                log_level="info", timeout_graceful_shutdown=5)
+                log_level="info", timeout_graceful_shutdown=5, http=header_deadline_protocol(header_timeout))

@@ -93,6 +93,10 @@ class Store(Protocol):
     def suppression(self, email: str) -> Suppression | None: ...
     def is_suppressed(self, email: str) -> bool: ...
     def suppressed_among(self, emails: Iterable[str]) -> set[str]: ...
+    # SQLite's unsubscribe spool (newsletter/store/spool.py); None / nothing on PostgreSQL
+    spool_database: Path | None
+    def spooled(self) -> set[str]: ...
+    def drain_spool(self) -> int: ...
     def all_suppressions(self) -> Iterator[Suppression]: ...
 
     # bounces, ESP sync and reports (newsletter/store/bounces.py)
@@ -200,9 +204,14 @@ def store_exists(config: Config | str | Path) -> bool:
     return t.path is None or t.path.exists()
 
 
-def open_store(config: Config | Target | str | Path, *, readonly: bool = False, migrate: bool = True) -> Store:
+def open_store(config: Config | Target | str | Path, *, readonly: bool = False, migrate: bool = True,
+               busy_timeout_ms: int | None = None) -> Store:
     """Open the state `config` names (a Config, a path or a postgresql:// URL), migrated to the
-    current schema unless `migrate` is False. `readonly` opens an SQLite file without writing it."""
+    current schema unless `migrate` is False. `readonly` opens an SQLite file without writing it.
+
+    A writable SQLite store applies the unsubscribe spool as it opens (newsletter.store.spool).
+    `busy_timeout_ms`: how long an SQLite write waits for another writer (the web app bounds an
+    unsubscribe's wait with it); PostgreSQL writers wait on row locks only and ignore it."""
     t = config if isinstance(config, Target) else target_of(config)
     if t.is_url:
         scheme = t.value.split("://", 1)[0].lower()
@@ -221,7 +230,7 @@ def open_store(config: Config | Target | str | Path, *, readonly: bool = False, 
     from newsletter.store.sqlite import SqliteStore
 
     assert t.path is not None
-    return SqliteStore(t.path, name=t.shown, readonly=readonly, migrate=migrate)
+    return SqliteStore(t.path, name=t.shown, readonly=readonly, migrate=migrate, busy_timeout_ms=busy_timeout_ms)
 
 
 __all__ = [

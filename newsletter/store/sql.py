@@ -16,8 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from newsletter.store import spool
 from newsletter.store.audience import AUDIENCE_COLUMNS, AudienceSql
 from newsletter.store.bounces import COLUMNS as BOUNCE_COLUMNS
 from newsletter.store.bounces import BounceOps
@@ -56,6 +58,9 @@ class SqlStore(BounceOps, AudienceSql):
     #: what the backend's driver raises; turned into DatabaseError naming `self.name`
     errors: tuple[type[BaseException], ...] = ()
     kind = ""
+    #: SQLite only: the file whose unsubscribe spool (newsletter.store.spool) this store honours
+    #: and applies. None where writers never wait long enough to need one (PostgreSQL).
+    spool_database: Path | None = None
 
     def __init__(self, conn: Any, name: str):
         self._conn = conn
@@ -273,13 +278,30 @@ class SqlStore(BounceOps, AudienceSql):
         return Suppression(*row) if row else None
 
     def is_suppressed(self, email: str) -> bool:
-        return self.suppression(email) is not None
+        """Suppressed in the database, or unsubscribed into the spool and not yet applied."""
+        return email_key(email) in self.spooled() or self.suppression(email) is not None
 
     def suppressed_among(self, emails: Iterable[str]) -> set[str]:
-        """Which of `emails` (by email_key) are suppressed."""
+        """Which of `emails` (by email_key) are suppressed. Unsubscribes still waiting in the
+        spool count: every caller (send, dry run, status) must never mail them either."""
         keys = [email_key(e) for e in emails]
+        spooled = self.spooled()
+        found = {k for k in keys if k in spooled}
         with self._reading():
-            return {r[0] for r in self._among("SELECT email FROM suppressions WHERE 1 = 1", (), "email", keys)}
+            found.update(r[0] for r in self._among("SELECT email FROM suppressions WHERE 1 = 1", (), "email", keys))
+        return found
+
+    def spooled(self) -> set[str]:
+        """Addresses (email keys) in the unsubscribe spool, not yet applied (none without a spool)."""
+        return spool.pending(self.spool_database) if self.spool_database is not None else set()
+
+    def drain_spool(self) -> int:
+        """Apply the unsubscribe spool and empty it; how many entries were applied. Raises
+        DatabaseError (spool untouched) when the database stays busy."""
+        if self.spool_database is None:
+            return 0
+        with self.lock:
+            return spool.drain(self, self.spool_database)
 
     def all_suppressions(self) -> Iterator[Suppression]:
         """Every suppression by address, read a page at a time (memory stays flat)."""

@@ -369,7 +369,7 @@ def test_token_tampered(email: str, list_id: str, language: str, data: st.DataOb
 
 def test_token_env_keys_rotate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys from the environment: a token made under an old key verifies after rotation."""
-    from newsletter.audience.secrets import signing_keys
+    from newsletter.audience.secrets import MissingSecret, signing_keys
 
     monkeypatch.setenv("NEWSLETTER_SECRET", "first-key-0123456789abcdef")
     monkeypatch.delenv("NEWSLETTER_OLD_SECRETS", raising=False)
@@ -377,8 +377,11 @@ def test_token_env_keys_rotate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET", "second-key-0123456789abcdef")
     with pytest.raises(InvalidToken):
         read_token(signing_keys(), token)
-    monkeypatch.setenv("NEWSLETTER_OLD_SECRETS", " first-key-0123456789abcdef , x")
+    monkeypatch.setenv("NEWSLETTER_OLD_SECRETS", " first-key-0123456789abcdef , ")
     assert read_token(signing_keys(), token).email == "a@example.org"
+    monkeypatch.setenv("NEWSLETTER_OLD_SECRETS", " first-key-0123456789abcdef , x")  # a guessable old key
+    with pytest.raises(MissingSecret, match="NEWSLETTER_OLD_SECRETS: key 2 of 2 is too short"):
+        signing_keys()
     count("hostile cases", "token key rotation")
 
 

@@ -61,7 +61,9 @@ def test_unsubscribes_during_a_send_are_honoured(tmp_path: Path) -> None:
                     for i in rng.sample(range(ahead, n), min(3, n - ahead)):
                         email = address(i)
                         answer = one_click(port, f"/unsubscribe/{make_token(keys, email, config.list_id)}")
-                        assert answer.status == 200, answer.status
+                        # 202: the state file stayed busy past [web] db_wait_seconds, so the unsubscribe
+                        # went to the durable spool, which the send counts as suppressed all the same
+                        assert answer.status in (200, 202), answer.status
                         if _reached(server) <= done + BATCH:  # still two batches ahead when it landed
                             gone.add(email)
                 time.sleep(0.02)
