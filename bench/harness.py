@@ -176,6 +176,30 @@ def _poll_rss(proc: subprocess.Popen[bytes]) -> int | None:
 T = TypeVar("T")
 
 
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End a server a benchmark started: SIGTERM, then SIGKILL if it has not gone in 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def postgres_server(*, durable: bool) -> Any:
+    """A PostgreSQL server of the benchmark's own (tests/pg.py), or Skip outside CI when the
+    binaries are missing (in CI, a BenchError: CI installs them)."""
+    from tests.pg import PgMissing, start_server
+
+    try:
+        return start_server(durable=durable)
+    except PgMissing as e:
+        if in_ci():
+            raise BenchError(str(e)) from None
+        raise Skip(str(e)) from None
+
+
 def interleaved(runs: int, *jobs: Callable[[], T]) -> list[list[T]]:
     """Run each job once per round, `runs` rounds: ours and the reference share the same noise."""
     results: list[list[T]] = [[] for _ in jobs]

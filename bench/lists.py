@@ -28,12 +28,13 @@ from bench.harness import (
     Row,
     Skip,
     bench_env,
-    in_ci,
     interleaved,
     measure,
     median,
     newsletter_cmd,
+    postgres_server,
     project,
+    stop,
 )
 
 NAME = "lists"
@@ -84,14 +85,9 @@ def _members(database: str | Path, status: str | None = None) -> int:
 
 
 def _signups(ctx: Context) -> list[Row]:
-    from tests.pg import PgMissing, remove, start_server
+    from tests.pg import remove
 
-    try:
-        server = start_server(durable=False)
-    except PgMissing as e:
-        if in_ci():
-            raise BenchError(str(e)) from None
-        raise Skip(str(e)) from None
+    server = postgres_server(durable=False)
     try:
         return [_signup_rate(ctx, kind, server.new_database() if kind == "postgresql" else "")
                 for kind in ("sqlite", "postgresql")]
@@ -145,12 +141,7 @@ def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
         ctx.log(f"lists signups ({kind}): {n:,} POSTs per run over {CONNECTIONS} connections, {runs} run(s)")
         ours, ref = interleaved(runs, signups, unsubscribes)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     o, r = median(ours), median(ref)
     return Row(NAME, f"signups/s through serve, state in {kind} (vs one-click unsubscribes/s)", o, r, "/s",
                goal=f">= {SIGNUP_GOAL:,.0f}/s", met=o >= SIGNUP_GOAL,

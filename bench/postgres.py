@@ -39,13 +39,14 @@ from bench.harness import (
     Skip,
     bench_env,
     example_issues,
-    in_ci,
     interleaved,
     measure,
     median,
     newsletter_cmd,
+    postgres_server,
     project,
     spread,
+    stop,
 )
 
 NAME = "postgres"
@@ -57,14 +58,9 @@ WEB_GOAL = 500.0
 
 
 def run(ctx: Context, *, install: bool = True) -> list[Row]:
-    from tests.pg import PgMissing, remove, start_server
+    from tests.pg import remove
 
-    try:
-        server = start_server(durable=True)
-    except PgMissing as e:
-        if in_ci():
-            raise BenchError(str(e)) from None
-        raise Skip(str(e)) from None
+    server = postgres_server(durable=True)
     try:
         ctx.log(f"postgres: a durable server on 127.0.0.1:{server.port} ({server.bin})")
         rows: list[Row] = []
@@ -234,12 +230,7 @@ def _web(ctx: Context, new_database: Callable[[], str], install: bool) -> list[R
         pg_r, lite_r = interleaved(runs, lambda: posts(url), lambda: posts(lite))
     finally:
         for _, proc in servers.values():
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     o, r = median(pg_r), median(lite_r)
     return [Row(NAME, "one-click unsubscribes/s through serve, PostgreSQL (vs SQLite)", o, r, "/s",
                 goal=f">= {WEB_GOAL:,.0f}/s", met=o >= WEB_GOAL,

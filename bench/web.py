@@ -32,6 +32,7 @@ from bench.harness import (
     newsletter_cmd,
     project,
     python,
+    stop,
 )
 
 NAME = "web"
@@ -150,12 +151,7 @@ def run(ctx: Context, *, install: bool = True) -> list[Row]:
         ours_rates, ref_rates = interleaved(runs, run_ours, run_ref)
     finally:
         for proc in (ours, ref):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     o, r = median(ours_rates), median(ref_rates)
     ctx.notes.append(f"web: ours {_spread(ours_rates)} POSTs/s, bare uvicorn+Starlette {_spread(ref_rates)}")
     return [Row(NAME, "one-click unsubscribes/s (newsletter serve vs bare uvicorn+Starlette 200)", o, r,
