@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -46,34 +45,6 @@ SEND_WALL_GOAL_S = 60.0
 SIGNUP = {"per_client_per_hour": 1_000_000}  # the load comes from one client address
 
 
-async def _post_all(port: int, items: list[tuple[str, bytes]]) -> tuple[float, dict[int, int]]:
-    """POST each (path, urlencoded body) over CONNECTIONS keep-alive connections."""
-    queue = list(reversed(items))
-    statuses: dict[int, int] = {}
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while queue:
-                path, body = queue.pop()
-                writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                             f"application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                             + body)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-    return time.perf_counter() - start, statuses
-
-
 def _members(database: str | Path, status: str | None = None) -> int:
     from newsletter.store import open_store, store_exists
 
@@ -97,7 +68,7 @@ def _signups(ctx: Context) -> list[Row]:
 
 def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
     """Signups/s beside one-click unsubscribes/s, through one `serve` with the state in `kind`."""
-    from bench.web import _free_port, _wait
+    from bench.web import _free_port, _wait, post_all
     from newsletter.audience.secrets import SigningKeys
     from newsletter.audience.tokens import make_token
     from newsletter.config import load_config
@@ -119,7 +90,7 @@ def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
         items = [("/subscribe/campaigns", urlencode({"email": f"s{i}-{j}@example.org", "name": f"Reader {j}",
                                                      "website": ""}).encode()) for j in range(n)]
         before = _members(database, "pending")
-        seconds, statuses = asyncio.run(_post_all(port, items))
+        seconds, statuses = asyncio.run(post_all(port, items))
         written = len(list((root / "outbox" / "confirm-campaigns").glob(f"s{i}-*.eml")))
         if statuses != {200: n} or _members(database, "pending") - before != n or written != n:
             raise BenchError(f"signups ({kind}): {statuses}, {written} confirmations written; expected "
@@ -131,7 +102,7 @@ def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
         body = b"List-Unsubscribe=One-Click"
         items = [(f"/unsubscribe/{make_token(keys, f'u{i}-{j}@example.org', config.list_id)}", body)
                  for j in range(n)]
-        seconds, statuses = asyncio.run(_post_all(port, items))
+        seconds, statuses = asyncio.run(post_all(port, items))
         if statuses != {200: n}:
             raise BenchError(f"one-click ({kind}): {statuses}")
         return n / seconds
