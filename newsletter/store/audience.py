@@ -154,8 +154,11 @@ class AudienceSql:
         with self.transaction():
             people = {r[0]: r[1:] for r in self._among(
                 "SELECT email, name, language, fields FROM subscribers WHERE 1 = 1", (), "email", keys)}
-            status = {r[0]: r[1] for r in self._among(
-                "SELECT email, status FROM memberships WHERE list = ?", (list_key,), "email", keys)}
+            # by address alone, the list filtered here: given `list = ? AND email IN (...)`, SQLite's
+            # planner (no statistics) scans the list's whole status index, and the import slows as the
+            # list grows (148 s instead of 30 s for 1,000,000 rows: bench/lists.py)
+            status = {r[0]: r[2] for r in self._among(
+                "SELECT email, list, status FROM memberships WHERE 1 = 1", (), "email", keys) if r[1] == list_key}
             suppressed = {r[0] for r in self._among("SELECT email FROM suppressions WHERE 1 = 1", (), "email", keys)}
             hashes = [h for r in rows for h in r.forget_hashes]
             gone = {r[0] for r in self._among("SELECT hash FROM forgotten WHERE 1 = 1", (), "hash", hashes)} \
