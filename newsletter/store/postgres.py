@@ -88,20 +88,36 @@ _SUPPRESS_AND_LOG = (
     "WITH new AS (INSERT INTO suppressions (email, reason, source, detail, created_at) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (email) DO NOTHING RETURNING email)"
     " INSERT INTO actions (at, action, email, detail) SELECT ?, 'suppress', email, ? FROM new")
-_HANDOFF = """
+_OUTCOME_UPSERT = """ON CONFLICT (issue, email) DO UPDATE SET status = excluded.status, remote_id = excluded.remote_id,
+        last_error = excluded.last_error, backend = excluded.backend, updated_at = excluded.updated_at"""
+_MARK_UPSERT = """ON CONFLICT (issue, email) DO UPDATE SET status = 'sending', backend = excluded.backend,
+    message_id = excluded.message_id, attempts = ledger.attempts + 1, updated_at = excluded.updated_at"""
+_HANDOFF = f"""
 WITH outcome AS (
     INSERT INTO ledger (issue, email, status, backend, remote_id, last_error, attempts, created_at, updated_at)
     SELECT %(issue)s, o.email, o.status, %(backend)s, o.remote, o.error, 1, %(stamp)s, %(stamp)s
     FROM unnest(%(o_email)s::text[], %(o_status)s::text[], %(o_remote)s::text[], %(o_error)s::text[])
         AS o(email, status, remote, error)
-    ON CONFLICT (issue, email) DO UPDATE SET status = excluded.status, remote_id = excluded.remote_id,
-        last_error = excluded.last_error, backend = excluded.backend, updated_at = excluded.updated_at
+    {_OUTCOME_UPSERT}
 )
 INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created_at, updated_at)
 SELECT %(issue)s, m.email, 'sending', %(backend)s, m.message_id, 1, %(stamp)s, %(stamp)s
 FROM unnest(%(m_email)s::text[], %(m_id)s::text[]) AS m(email, message_id)
-ON CONFLICT (issue, email) DO UPDATE SET status = 'sending', backend = excluded.backend,
-    message_id = excluded.message_id, attempts = ledger.attempts + 1, updated_at = excluded.updated_at
+{_MARK_UPSERT}
+"""
+#: the SMTP send's every message: one mark and at most one outcome (the message before it), as
+#: scalars: psycopg adapts nine strings in C, six Python lists in Python (a third of the mark's CPU)
+_HANDOFF_ONE = f"""
+WITH outcome AS (
+    INSERT INTO ledger (issue, email, status, backend, remote_id, last_error, attempts, created_at, updated_at)
+    SELECT %(issue)s, %(o_email)s::text, %(o_status)s::text, %(backend)s, %(o_remote)s::text, %(o_error)s::text,
+        1, %(stamp)s, %(stamp)s
+    WHERE %(o_email)s::text IS NOT NULL
+    {_OUTCOME_UPSERT}
+)
+INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created_at, updated_at)
+VALUES (%(issue)s, %(m_email)s, 'sending', %(backend)s, %(m_id)s, 1, %(stamp)s, %(stamp)s)
+{_MARK_UPSERT}
 """
 _MIGRATION_LOCK = 0x6E6577736C657474  # "newslett": the advisory lock migrations take
 CONNECT_TIMEOUT = 10
@@ -183,6 +199,13 @@ class PostgresStore(SqlStore):
                 super().mark_handoff(issue, backend, marks, outcomes)
             return
         stamp = now()
+        if len(marks) == 1 and len(outcomes) <= 1:
+            (o_email, o_status, o_remote, o_error), = outcomes or ((None, None, None, None),)
+            with self._one_statement():
+                self._conn.execute(_HANDOFF_ONE, {
+                    "issue": issue, "backend": backend, "stamp": stamp, "o_email": o_email, "o_status": o_status,
+                    "o_remote": o_remote, "o_error": o_error, "m_email": marks[0][0], "m_id": marks[0][1]})
+            return
         with self._one_statement():
             self._conn.execute(_HANDOFF, {
                 "issue": issue, "backend": backend, "stamp": stamp,
