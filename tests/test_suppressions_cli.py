@@ -100,3 +100,23 @@ def test_import_an_esp_export_with_a_forced_reason(project: Path) -> None:
         ("full@example.org", "bounced", "552 over quota"), ("gone@example.org", "bounced", "550 user unknown")]
     again = run(["suppressions", "import", "bounces.csv", "--reason", "bounced"], project)
     assert "0 suppressed, 2 already suppressed" in again.stdout
+
+
+def test_import_names_malformed_and_undecodable_lines(project: Path) -> None:
+    """A cell over the csv module's field limit breaks one row (reported on its own line, the rest
+    still checked); bytes that are not UTF-8 stop the import naming their line. Nothing is
+    imported either way."""
+    (project / "big.csv").write_bytes(b'email,reason\n"multi\nline@example.org",bounced\nok@example.org,bounced,"'
+                                      + b"x" * 200_000 + b'"\nbad,\n')
+    r = run(["suppressions", "import", "big.csv"], project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("big.csv:2: email: not a valid address"), lines  # the quoted row starts on line 2
+    assert lines[1].startswith("big.csv:4: malformed CSV row: field larger than field limit"), lines
+    assert lines[2].startswith("big.csv:5: email:"), lines
+    assert len(lines) == 3, lines
+    (project / "latin1.csv").write_bytes("email\nok@example.org\nren\xe9@example.org\n".encode("latin-1"))
+    r = run(["suppressions", "import", "latin1.csv"], project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "latin1.csv:3: not UTF-8 text" in r.stderr, r.stderr
+    assert not (project / ".newsletter" / "state.db").exists() or rows(project, "SELECT email FROM suppressions") == []

@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -229,10 +229,7 @@ def read_subscribers(path: Path, *, default_language: str = "en", stats: ReadSta
     except OSError as e:
         raise InputError([Problem(name, None, "", f"cannot read subscriber file: {e.strerror}")]) from None
     with f:
-        lines = _decoded_lines(f, name, stats)
-        first = next(lines, "")
-        reader = csv.reader(itertools.chain([first], lines), delimiter=sniff_delimiter(first),
-                            skipinitialspace=True)
+        reader = csv_reader(f, name, stats)
         try:
             header = next(reader, None)
         except csv.Error as e:
@@ -321,24 +318,32 @@ def columns_of(path: Path, *, display: str | None = None) -> list[str]:
     return [c for c in _columns(name, header) if c]
 
 
-def _rows(reader: Iterator[list[str]], email_col: int, skip: Callable[[list[str]], set[str]] | None,
-          done: set[str]) -> Iterator[tuple[int, list[str], str | None]]:
-    """(first physical line, cells, csv error) per row. With `skip`, rows are read CHUNK at a
-    time and, before a chunk is yielded, `done` is refilled with skip(its plain raw keys)."""
-    line = reader.line_num  # type: ignore[attr-defined]
-    chunk: list[tuple[int, list[str], str | None]] = []
+def numbered_rows(reader: Any) -> Iterator[tuple[int, list[str], str | None]]:
+    """(first physical line, cells, csv error) per row of a `csv.reader`: a quoted cell may span
+    lines, so a row's own line is where it starts, and a malformed row is reported, not fatal.
+    The subscriber CSV and the suppression-import CSV both read rows through it."""
+    line = reader.line_num
     while True:
         start = line + 1
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as e:
-            line = reader.line_num  # type: ignore[attr-defined]
-            chunk.append((start, [], str(e)))
+            line = reader.line_num
+            yield start, [], str(e)
         else:
-            line = reader.line_num  # type: ignore[attr-defined]
-            chunk.append((start, row, None))
+            line = reader.line_num
+            yield start, row, None
+
+
+def _rows(reader: Any, email_col: int, skip: Callable[[list[str]], set[str]] | None,
+          done: set[str]) -> Iterator[tuple[int, list[str], str | None]]:
+    """numbered_rows(reader); with `skip`, read CHUNK rows at a time and, before a chunk is
+    yielded, refill `done` with skip(its plain raw keys)."""
+    chunk: list[tuple[int, list[str], str | None]] = []
+    for item in numbered_rows(reader):
+        chunk.append(item)
         if skip is None:
             yield chunk.pop()
         elif len(chunk) >= CHUNK:
@@ -356,6 +361,14 @@ def _refill(done: set[str], skip: Callable[[list[str]], set[str]],
     keys = [row[email_col].strip().lower() for _, row, _ in chunk if email_col < len(row)]
     done.clear()
     done.update(skip([k for k in keys if k and _PLAIN.fullmatch(k)]))
+
+
+def csv_reader(f: BinaryIO, name: str, stats: ReadStats | None = None) -> Any:
+    """A `csv.reader` over `f` decoded line by line (an encoding error is an InputError naming
+    its own line; a BOM is dropped), with the delimiter sniffed from the header line."""
+    lines = _decoded_lines(f, name, stats)
+    first = next(lines, "")
+    return csv.reader(itertools.chain([first], lines), delimiter=sniff_delimiter(first), skipinitialspace=True)
 
 
 def _decoded_lines(f: BinaryIO, name: str, stats: ReadStats | None = None) -> Iterator[str]:

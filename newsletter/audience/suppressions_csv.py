@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from newsletter.audience.subscribers import EMAIL_HEADERS, normalise_address, sniff_delimiter
+from newsletter.audience.subscribers import EMAIL_HEADERS, csv_reader, normalise_address, numbered_rows
 from newsletter.errors import InputError, Problem
 from newsletter.store.db import REASONS, Suppression, email_key
 
@@ -67,7 +67,7 @@ def read_import(path: Path, *, reason: str | None = None, display: str | None = 
     if reason is not None and reason not in REASONS:
         raise ValueError(f"unknown suppression reason {reason!r}")
     try:
-        f = path.open("r", encoding="utf-8-sig", newline="")
+        f = path.open("rb")
     except FileNotFoundError:
         raise InputError([Problem(name, None, "", "file not found")]) from None
     except OSError as e:
@@ -79,31 +79,26 @@ def read_import(path: Path, *, reason: str | None = None, display: str | None = 
     extra = 0
     with f:
         try:
-            first = f.readline()
-            f.seek(0)
-            reader = csv.reader(f, delimiter=sniff_delimiter(first), skipinitialspace=True)
+            reader = csv_reader(f, name)
             header = [h.strip().lower() for h in next(reader, [])]
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise InputError([Problem(name, 1, "", f"unreadable header (CSV, UTF-8 expected): {e}")]) from None
+        except csv.Error as e:
+            raise InputError([Problem(name, 1, "", f"unreadable header: {e}")]) from None
         email_col = next((i for i, h in enumerate(header) if h in EMAIL_HEADERS), None)
         if email_col is None:
             raise InputError([Problem(name, 1, "", "no 'email' column in the header row")])
         reason_col = header.index("reason") if "reason" in header else None
         detail_col = header.index("detail") if "detail" in header else None
-        line = reader.line_num
+        rows_read = numbered_rows(reader)
         while True:
-            start = line + 1
             try:
-                row = next(reader)
+                start, row, error = next(rows_read)
             except StopIteration:
                 break
-            except csv.Error as e:
-                line = reader.line_num
-                problems.append(Problem(name, start, "", f"malformed CSV row: {e}"))
+            except InputError as e:  # a line that is not UTF-8: reading stops there
+                raise InputError([*problems, *e.problems]) from None
+            if error is not None:
+                problems.append(Problem(name, start, "", f"malformed CSV row: {error}"))
                 continue
-            except UnicodeDecodeError:
-                raise InputError([*problems, Problem(name, line + 1, "", "not UTF-8 text")]) from None
-            line = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
 
