@@ -42,3 +42,14 @@ def test_status_uncertain_before_any_send(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", subscribers=3)
     r = run(["status", ISSUE, "--uncertain"], cwd=root)
     assert r.returncode == 0 and r.stdout == "" and "nothing has been sent yet" in r.stderr
+
+
+def test_status_uncertain_needs_one_issue(tmp_path: Path) -> None:
+    """With no issue, a folder or two issues there is no one list of readers to print: a clear
+    line and exit 1 rather than the overview on stdout, which a script would take for addresses."""
+    root = make_project(tmp_path / "p", subscribers=3)
+    for args in ([], ["issues"], [ISSUE, ISSUE]):
+        r = run(["status", *args, "--uncertain"], cwd=root)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert r.stdout == "" and "Traceback" not in r.stderr
+        assert "--uncertain lists the readers of one issue" in r.stderr, r.stderr

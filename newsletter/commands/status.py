@@ -8,8 +8,13 @@ import click
 
 from newsletter.commands._common import config_option, get_config, issue_files
 from newsletter.config import Config
+from newsletter.errors import NewsletterError
 
 SHOW = 20
+
+
+class StatusError(NewsletterError):
+    """A request `status` cannot answer as asked."""
 
 
 @click.command("status")
@@ -36,6 +41,9 @@ def status_command(issues: tuple[Path, ...], subscribers: Path | None, list_unce
         newsletter status
         newsletter status issues/2011-11-28-free-ales-bialiatski.yaml --uncertain > uncertain.txt
     """
+    if list_uncertain and (len(issues) != 1 or issues[0].is_dir()):
+        raise StatusError(f"--uncertain lists the readers of one issue: name one issue file "
+                          f"(got {len(issues) or 'none'}), e.g. `newsletter status issues/ISSUE.yaml --uncertain`")
     if len(issues) != 1 or issues[0].is_dir():
         from newsletter.commands._overview import print_overview
 
