@@ -4,6 +4,8 @@ sent together: each reader gets the edition in their language, once, whatever ki
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import json
 import os
 import random
@@ -282,3 +284,29 @@ def test_an_edition_goes_to_its_issues_list_members_and_all(fidh: Path) -> None:
     assert "pending 5" in status.stdout, status.stdout
     assert "edition en     sent 0 · pending 3 ·" in status.stdout, status.stdout
     assert "edition fr     sent 0 · pending 2 ·" in status.stdout, status.stdout
+
+
+def test_a_test_message_of_an_edition(fidh: Path) -> None:
+    """`send --to ADDR --language fr` shows the French edition (subject, lang); without it the
+    issue itself; a language with no edition, or --language without --to, is one clear line."""
+    issue = f"issues/{FIDH}.yaml"
+    outbox = fidh / "outbox" / FIDH / "test"
+    r = run(["send", issue, "--to", "editor@example.org", "--language", "fr-CA"], fidh)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test message (the fr edition) sent to editor@example.org" in r.stdout
+    (eml,) = outbox.glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == f"[TEST] {FR_SUBJECT}"
+    assert '<html lang="fr"' in msg.get_body(("html",)).get_content()
+    eml.unlink()
+    r = run(["send", issue, "--to", "editor@example.org"], fidh)
+    assert r.returncode == 0 and "(the en edition)" in r.stdout, r.stdout + r.stderr
+    (eml,) = outbox.glob("*.eml")
+    assert email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)["Subject"] == f"[TEST] {EN_SUBJECT}"
+    eml.unlink()
+    refused = ((["--to", "editor@example.org", "--language", "de"], f"{FIDH} has no edition in de (it has: en, fr)"),
+               (["--language", "fr", "--dry-run"], "--language chooses the edition of a --to test"))
+    for args, words in refused:
+        r = run(["send", issue, *args], fidh)
+        assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not list(outbox.glob("*.eml"))

@@ -22,6 +22,7 @@ from newsletter.deliver.send import (
     make_plan,
     send_issue,
     send_test,
+    tested_edition,
     write_samples,
 )
 from newsletter.errors import SendError
@@ -38,6 +39,7 @@ SHOW_ROWS = 20
 @issues_argument
 @click.option("--dry-run", is_flag=True, help="Show who would get it and write sample .eml files; send nothing.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test message to ADDR (subject prefixed [TEST]).")
+@click.option("--language", metavar="LANG", help="With --to: the edition a reader of LANG gets (default: the issue).")
 @click.option("--backend", type=click.Choice(BACKENDS), help="outbox, smtp or sendgrid (default: from config).")
 @click.option("--subscribers", "subscribers", type=click.Path(path_type=Path, dir_okay=False),
               help="Subscriber CSV (default: `subscribers` in newsletter.toml).")
@@ -47,7 +49,7 @@ SHOW_ROWS = 20
               help="Also resend to readers whose earlier hand-off had an unknown outcome.")
 @click.option("--force", is_flag=True, help="Send even though `newsletter check` reports errors.")
 @config_option
-def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, backend: str | None,
+def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, language: str | None, backend: str | None,
                  subscribers: Path | None, rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
                  config_path: Path | None) -> None:
     """Send ISSUE to the subscribers, resumably: a rerun sends only to who has not had it.
@@ -64,6 +66,7 @@ def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, backen
     Examples:
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --dry-run
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org
+        newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --to me@example.org --language fr
         newsletter send issues/2011-11-28-free-ales-bialiatski.yaml --backend smtp
         newsletter send issues/ --dry-run
     """
@@ -72,14 +75,18 @@ def send_command(issues: tuple[Path, ...], dry_run: bool, to: str | None, backen
         raise SendError(f"a send to the list takes one issue, not {len(paths)} "
                         f"({', '.join(display(p) for p in paths[:3])}{', …' if len(paths) > 3 else ''}); "
                         "--dry-run and --to take several")
+    if language and not to:
+        raise SendError("--language chooses the edition of a --to test; a send to the list gives each reader "
+                        "the edition in their own language")
     for i, issue in enumerate(paths):
         if i:
             click.echo()
-        _send(issue, dry_run, to, backend, subscribers, rate, yes, resend_uncertain, force, config_path)
+        _send(issue, dry_run, to, language, backend, subscribers, rate, yes, resend_uncertain, force, config_path)
 
 
-def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subscribers: Path | None,
-          rate: float | None, yes: bool, resend_uncertain: bool, force: bool, config_path: Path | None) -> None:
+def _send(issue: Path, dry_run: bool, to: str | None, language: str | None, backend: str | None,
+          subscribers: Path | None, rate: float | None, yes: bool, resend_uncertain: bool, force: bool,
+          config_path: Path | None) -> None:
     from newsletter.deliver.backends import get_backend
     from newsletter.store import open_store, store_exists
 
@@ -122,7 +129,7 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
         store = open_store(config, readonly=True) if store_exists(config) else None
         try:
             with get_backend(backend_name, config) as b:
-                outcome = send_test(built, b, to, keys=keys, store=store)
+                outcome = send_test(built, b, to, keys=keys, store=store, language=language)
         finally:
             if store is not None:
                 store.close()
@@ -130,7 +137,8 @@ def _send(issue: Path, dry_run: bool, to: str | None, backend: str | None, subsc
         if outcome.status != "sent":
             raise SendError(f"test message to {outcome.email} {outcome.status}: {outcome.detail}")
         where = f" ({outcome.detail})" if backend_name == "outbox" else ""
-        click.echo(f"test message sent to {outcome.email} via {backend_name}{where}; not recorded as a send")
+        edition = f" (the {tested_edition(built, language).language} edition)" if built.editions else ""
+        click.echo(f"test message{edition} sent to {outcome.email} via {backend_name}{where}; not recorded as a send")
         return
 
     store = open_store(config)

@@ -492,15 +492,30 @@ def _tally(report: SendReport, outcomes: list[Outcome]) -> None:
 # --- one test message ------------------------------------------------------------------------
 
 
+def tested_edition(built: Built, language: str | None) -> Built:
+    """The edition a test of `language` shows: what a reader of that language gets. A language
+    the issue has no edition for is refused (a test of it would only show the issue itself)."""
+    if not language:
+        return built
+    edition = built.for_language(language)
+    wanted = language.replace("_", "-").lower()
+    if edition is built and built.language.lower() not in i18n.along(wanted):
+        have = ", ".join(b.language for b in built.all())
+        raise SendError(f"--language {language}: {built.slug} has no edition in {language} (it has: {have})")
+    return edition
+
+
 def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys,
-              store: Store | None = None) -> Outcome:
-    """One message to `address`, subject prefixed [TEST]; never recorded in the ledger."""
+              store: Store | None = None, language: str | None = None) -> Outcome:
+    """One message to `address`, subject prefixed [TEST]; never recorded in the ledger. With
+    `language`, the edition a reader of that language gets."""
     try:
         email = normalise_address(address)
     except ValueError as e:
         raise SendError(f"--to {address}: not a valid address: {e}") from None
     if store is not None and store.is_suppressed(email):
         raise SendError(f"--to {email}: this address is on the suppression list; it is never mailed")
+    built = tested_edition(built, language)
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)
     recipient = maker(Subscriber(email=email, name="", language=built.language, fields={}, line=0))
