@@ -36,6 +36,28 @@ def test_screenshot_writes_four_pngs_light_and_dark(project: Path) -> None:
     assert not list(shots.glob(".*.tmp"))
 
 
+@pytest.mark.browser
+def test_screenshot_shoots_each_edition_in_its_folder(project: Path) -> None:
+    """An issue with a French edition: its four shots, and the edition's four in build/<issue>/fr/shots/,
+    which show the French text (the pictures differ from the issue's)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed")
+    import shutil
+
+    from PIL import Image, ImageChops
+
+    slug = "2011-11-28-free-ales-bialiatski"
+    shutil.copy(REPO / "tests" / "fixtures" / "i18n" / f"{slug}.fr.yaml", project / "issues")
+    r = run(["screenshot", f"issues/{slug}.yaml"], cwd=project)
+    assert r.returncode == 0, r.stderr
+    names = ("desktop", "mobile", "desktop-dark", "mobile-dark")
+    assert r.stdout.split() == [f"build/{slug}/{d}shots/{n}.png" for d in ("", "fr/") for n in names]
+    for name in names:
+        issue = Image.open(project / "build" / slug / "shots" / f"{name}.png").convert("RGB")
+        french = Image.open(project / "build" / slug / "fr" / "shots" / f"{name}.png").convert("RGB")
+        assert french.width == issue.width
+        assert issue.size != french.size or ImageChops.difference(issue, french).getbbox() is not None, name
+
 
 def test_without_playwright_the_error_names_both_ways_to_install_it(project: Path, tmp_path: Path) -> None:
     """A checkout installed with `pip install -e .` has no Playwright: the one line says how to

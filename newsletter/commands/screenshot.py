@@ -8,7 +8,7 @@ import click
 
 from newsletter.commands._common import config_option, get_config, issue_files, issues_argument
 from newsletter.compose.build import build_issue
-from newsletter.editor.screenshot import shots_dir, take_screenshots
+from newsletter.editor.screenshot import take_screenshots
 from newsletter.paths import display
 
 
@@ -18,7 +18,8 @@ from newsletter.paths import display
               help="Chromium to drive (default: $NEWSLETTER_CHROMIUM, else /usr/bin/chromium).")
 @config_option
 def screenshot_command(issues: tuple[Path, ...], chromium: str | None, config_path: Path | None) -> None:
-    """PNG screenshots of ISSUES: build/<issue>/shots/{desktop,mobile,desktop-dark,mobile-dark}.png.
+    """PNG screenshots of ISSUES: build/<issue>/shots/{desktop,mobile,desktop-dark,mobile-dark}.png,
+    and of each edition in build/<issue>/<lang>/shots/.
 
     600 px and 375 px wide, full page, light and dark (prefers-color-scheme), from headless
     Chromium. Nothing is fetched: images are grey placeholders of the same size.
@@ -31,5 +32,5 @@ def screenshot_command(issues: tuple[Path, ...], chromium: str | None, config_pa
     config = get_config(config_path, near=issues[0])
     for path in issues:
         built = build_issue(path, config, write=False)
-        for png in take_screenshots(built, shots_dir(built), chromium=chromium):
+        for png in take_screenshots(built, chromium=chromium):
             click.echo(display(png))

@@ -55,7 +55,9 @@ def email_for_screens(built: Built) -> str:
 
 
 def take_screenshots(built: Built, out_dir: Path | None = None, *, chromium: str | None = None) -> list[Path]:
-    """Launch Chromium, write the four PNGs, close it. Returns their paths."""
+    """Launch Chromium, write the four PNGs of the issue and of each of its editions (each in its
+    own `shots/`: build/<issue>/shots/, build/<issue>/<lang>/shots/), close it. Returns their
+    paths. With `out_dir`, the issue itself only, there."""
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
@@ -69,7 +71,9 @@ def take_screenshots(built: Built, out_dir: Path | None = None, *, chromium: str
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
-                return shoot(browser, email_for_screens(built), out_dir or shots_dir(built))
+                if out_dir is not None:
+                    return shoot(browser, email_for_screens(built), out_dir)
+                return [png for b in built.all() for png in shoot(browser, email_for_screens(b), shots_dir(b))]
             finally:
                 browser.close()
     except PlaywrightError as e:
