@@ -63,9 +63,20 @@ def test_build_writes_every_edition_with_hreflang(fidh: Path) -> None:
         assert f'<link rel="alternate" hreflang="en" href="https://news.example.org/issues/{FIDH}/">' in text
         assert f'<link rel="alternate" hreflang="fr" href="https://news.example.org/issues/{FIDH}/fr/">' in text
         assert f'<link rel="alternate" hreflang="x-default" href="https://news.example.org/issues/{FIDH}/">' in text
+    # and for people, a line of links at the top, each language named in itself, the current one not a link
+    english, french = (out / "web.html").read_text(), (out / "fr" / "web.html").read_text()
+    assert '<nav class="nl-languages" aria-label="Languages"' in english
+    assert '<strong lang="en" aria-current="page">English</strong>' in english
+    assert f'<a href="https://news.example.org/issues/{FIDH}/fr/" hreflang="fr" lang="fr"' in english
+    assert ">Français</a>" in english
+    assert '<nav class="nl-languages" aria-label="Langues"' in french
+    assert '<strong lang="fr" aria-current="page">Français</strong>' in french
+    assert f'<a href="https://news.example.org/issues/{FIDH}/" hreflang="en" lang="en"' in french
+    assert "nl-languages" not in (out / "email.html").read_text()  # the email itself goes to one reader
     # the other example has no edition: no folder, no alternates
     other = fidh / "build" / "2013-12-10-solidarity-with-ales-bialiatski"
     assert not [p for p in other.iterdir() if p.is_dir()] and "hreflang" not in (other / "web.html").read_text()
+    assert "nl-languages" not in (other / "web.html").read_text()
 
 
 def test_a_folder_stands_for_each_issue_once_with_its_editions(fidh: Path) -> None:

@@ -96,6 +96,19 @@ def direction(tag: str) -> str:
     return "rtl" if is_rtl(tag) else "ltr"
 
 
+def language_name(tag: str) -> str:
+    """`fr` -> "Français": what a reader looks for in a list of languages is their own language's
+    name, in that language (babel's CLDR names; the tag itself when CLDR has none)."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        locale = Locale.parse(tag, sep="-")
+        name = locale.get_display_name(locale) or tag
+    except (UnknownLocaleError, ValueError):
+        return tag
+    return name[:1].upper() + name[1:]
+
+
 def along(tag: str) -> list[str]:
     """The tag and its shorter forms, most specific first: `sr-Latn-RS` -> sr-Latn-RS, sr-Latn, sr."""
     parts = tag.split("-")
@@ -309,9 +322,10 @@ def gettext(language: str, message: str, project: Path | None = None, default: s
 # --- the strings to translate -----------------------------------------------------------------------
 
 #: Strings the Python code shows (the rest are in the templates, found by `theme_messages`):
-#: the name fallback, the one-click answer, the archive's index and navigation (editor/archive.py).
+#: the name fallback, the one-click answer, the archive's index and navigation (editor/archive.py),
+#: the web version's language switch (compose/render.py).
 PYTHON_MESSAGES: tuple[str | tuple[str, str], ...] = (
-    "reader", "You have been unsubscribed.", "All issues", "Atom feed", "No issues yet.",
+    "reader", "You have been unsubscribed.", "All issues", "Atom feed", "No issues yet.", "Languages",
     ("%(num)d issue", "%(num)d issues"),
 )
 

@@ -364,7 +364,7 @@ def render_issue(issue: Issue, config: Config, alternates: list[tuple[str, str]]
     html = inline_css(_compile(mjml, issue, config))
     web_html = fill_web(strip_personal(html), issue, config)  # one CSS-inlining pass, not two
     if alternates and len(alternates) > 1:
-        web_html = _with_alternates(web_html, alternates)
+        web_html = _with_alternates(web_html, alternates, config.language_of(issue), config)
     text = render_text(issue, config, env=env)
     fields = frozenset(PLACEHOLDER.findall(html)) | frozenset(PLACEHOLDER.findall(text))
     return Rendered(mjml=mjml, html=html, text=text, web_html=web_html, fields=fields)
@@ -385,15 +385,35 @@ def strip_personal(html: str) -> str:
     return restore(out)
 
 
-def _with_alternates(html: str, alternates: list[tuple[str, str]]) -> str:
+#: where the language switch goes: first in the theme's body wrapper (so its dark-mode colours
+#: apply to it), else first in <body>
+_BODY_TAGS = (re.compile(r"<div\b[^>]*\bclass=\"(?:[^\"]*\s)?nl-body[\s\"][^>]*>", re.I),
+              re.compile(r"<body\b[^>]*>", re.I))
+
+
+def _with_alternates(html: str, alternates: list[tuple[str, str]], language: str, config: Config) -> str:
     """<link rel="alternate" hreflang> to every edition (and x-default, the issue itself), so
-    search engines and readers' browsers find the version in their language."""
+    search engines and readers' browsers find the version in their language; and at the top of
+    the page, for people, the same as a line of links, each language named in itself."""
     from html import escape
 
     links = [f'<link rel="alternate" hreflang="{escape(lang)}" href="{escape(url)}">' for lang, url in alternates]
     links.append(f'<link rel="alternate" hreflang="x-default" href="{escape(alternates[0][1])}">')
     at = html.find("</head>")
-    return html if at < 0 else html[:at] + "\n".join(links) + "\n" + html[at:]
+    if at >= 0:
+        html = html[:at] + "\n".join(links) + "\n" + html[at:]
+    items = []
+    for lang, url in alternates:
+        name = escape(i18n.language_name(lang))
+        items.append(f'<strong lang="{escape(lang)}" aria-current="page">{name}</strong>' if lang == language else
+                     f'<a href="{escape(url)}" hreflang="{escape(lang)}" lang="{escape(lang)}" '
+                     f'style="color:inherit;text-decoration:underline">{name}</a>')
+    label = escape(i18n.gettext(language, "Languages", config.locale_dir, config.default_language))
+    nav = (f'<nav class="nl-languages" aria-label="{label}" style="max-width:600px;margin:0 auto;padding:12px 16px;'
+           'font-family:Helvetica,Arial,sans-serif;font-size:15px;line-height:24px;text-align:center">'
+           + " &middot; ".join(items) + "</nav>")
+    body = next((m for m in (tag.search(html) for tag in _BODY_TAGS) if m), None)
+    return html if body is None else html[:body.end()] + "\n" + nav + html[body.end():]
 
 
 def fill_web(html: str, issue: Issue, config: Config) -> str:
