@@ -69,6 +69,23 @@ def test_the_ledger_follows_the_kill_safety_rule(store: Store) -> None:
     assert store.recover(issue) == 1 and store.recover(issue) == 0
 
 
+def test_one_mark_with_the_previous_readers_outcome(store: Store) -> None:
+    """The SMTP send's every message: one mark carrying the outcome of the message before it
+    (PostgreSQL writes this shape with scalars, not arrays); the first mark carries none."""
+    store.mark_handoff("i", "smtp", [("a@x.org", "<1@x>")])
+    store.mark_handoff("i", "smtp", [("b@x.org", "<2@x>")], [("a@x.org", "sent", "250 queued as A1", "")])
+    store.mark_handoff("i", "smtp", [("c@x.org", "<3@x>")], [("b@x.org", "failed", "", "550 no such user")])
+    assert store.statuses("i", ["a@x.org", "b@x.org", "c@x.org"]) == {
+        "a@x.org": "sent", "b@x.org": "failed", "c@x.org": "sending"}
+    (a,) = store.rows("i", "sent")
+    assert (a.remote_id, a.message_id, a.attempts, a.backend) == ("250 queued as A1", "<1@x>", 1, "smtp")
+    (b,) = store.rows("i", "failed")
+    assert (b.last_error, b.message_id) == ("550 no such user", "<2@x>")
+    store.mark_handoff("i", "smtp", [("b@x.org", "<4@x>")], [("c@x.org", "sent", "", "")])  # b's retry
+    assert store.statuses("i", ["b@x.org", "c@x.org"]) == {"b@x.org": "sending", "c@x.org": "sent"}
+    assert [(r.email, r.attempts, r.message_id) for r in store.rows("i", "sending")] == [("b@x.org", 2, "<4@x>")]
+
+
 def test_many_keys_are_looked_up_in_chunks(store: Store) -> None:
     keys = [f"r{i:05d}@x.org" for i in range(12_345)]
     store.record_outcomes("big", "outbox", [(k, "sent", "", "") for k in keys[::2]])
