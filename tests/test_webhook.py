@@ -100,7 +100,8 @@ def test_a_signed_batch_is_applied(server: int, conn: sqlite3.Connection,
     body = json.dumps(BATCH).encode()
     a = request(server, "POST", "/webhooks/sendgrid", body, signed(private_key, body))
     assert a.status == 200, a.text
-    assert json.loads(a.body) == {"events": 11, "suppressed": 5, "deliveries": 5, "ignored": 3}
+    # the processed event settles nobody here (no reader of the issue is uncertain) but is not "ignored"
+    assert json.loads(a.body) == {"events": 11, "suppressed": 5, "deliveries": 5, "settled": 0, "ignored": 2}
     sups, ledger, actions = snapshot(conn)
     assert [(e, r, s) for e, r, s, _ in sups] == [
         ("ada@example.org", "unsubscribed", "sendgrid-webhook"),

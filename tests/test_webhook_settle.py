@@ -37,7 +37,7 @@ def test_events_settle_uncertain_readers_and_nobody_else(store: Store) -> None:
     def ev(kind: str, email: str, **extra: str) -> dict[str, str]:
         return {"event": kind, "email": email, ISSUE_ARG: ISSUE, "sg_event_id": kind + email, **extra}
 
-    apply_events(store, [ev("processed", "took@example.org"), ev("bounce", "bounced@example.org",
+    applied = apply_events(store, [ev("processed", "took@example.org"), ev("bounce", "bounced@example.org",
                                                                reason="550 5.1.1 no such user"),
                         ev("deferred", "deferred@example.org"), ev("bounce", "sent@example.org"),
                         {**ev("processed", "unknown@example.org"), ISSUE_ARG: "another-issue"}])
@@ -50,3 +50,4 @@ def test_events_settle_uncertain_readers_and_nobody_else(store: Store) -> None:
         "sent@example.org": ("sent", ""),  # already settled: a later bounce does not rewrite the send
     }
     assert ledger.counts()["uncertain"] == 1, "--resend-uncertain now resends only the one still unknown"
+    assert (applied.events, applied.settled, applied.ignored) == (5, 3, 0), applied

@@ -406,10 +406,11 @@ def create_app(config: Config, *, keys: SigningKeys | None = None, allow_develop
         except DatabaseError as e:  # rolled back as a whole; SendGrid retries non-2xx answers
             log.error("webhook batch not applied: %s", e)
             return JSONResponse({"error": "busy, retry later"}, 503, headers={"Retry-After": "30"})
-        log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d ignored",
-                 applied.events, applied.suppressed, applied.deliveries, applied.ignored)
+        log.info("webhook: %d events, %d newly suppressed, %d delivery statuses, %d uncertain settled, %d ignored",
+                 applied.events, applied.suppressed, applied.deliveries, applied.settled, applied.ignored)
         return JSONResponse({"events": applied.events, "suppressed": applied.suppressed,
-                             "deliveries": applied.deliveries, "ignored": applied.ignored})
+                             "deliveries": applied.deliveries, "settled": applied.settled,
+                             "ignored": applied.ignored})
 
     async def disconnected(request: Request, exc: Exception) -> Response:
         # Anyone can open a connection and hang up mid-body: one log line (the request's own), no traceback.

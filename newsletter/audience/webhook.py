@@ -14,7 +14,9 @@ applying a batch twice must change nothing the second time: suppressions are ins
     bounce (type "blocked": soft)   -> ledger delivery "blocked" (not suppressed)
     dropped                         -> suppression "dropped", ledger delivery "dropped"
     delivered / deferred            -> ledger delivery "delivered" / "deferred"
-    group_resubscribe, open, click, processed: not acted on (lifting a suppression is explicit:
+    processed (and the above)       -> settles a reader left `uncertain` by a request whose
+                                       answer never came (sent, or failed for bounce/dropped)
+    group_resubscribe, open, click: not acted on (lifting a suppression is explicit:
     `newsletter resubscribe`)
 
 Ledger rows are found by (custom arg `newsletter_issue`, recipient address): the send
@@ -67,7 +69,8 @@ class Applied:
     events: int
     suppressed: int  # newly suppressed addresses
     deliveries: int  # ledger rows whose delivery status moved forward
-    ignored: int  # events we do not act on (open, click, processed, ...)
+    settled: int  # uncertain ledger rows the events settled (sent or failed)
+    ignored: int  # events we never act on (open, click, group_resubscribe, no address, ...)
 
 
 def normalise_public_key(text: str) -> str:
@@ -169,6 +172,8 @@ def plan(events: Iterable[Mapping[str, Any]]) -> _Plan:
             delivery = "dropped"
         elif kind in ("delivered", "deferred"):
             delivery = kind
+        elif kind == "processed":  # acted on by settlements(), when it names an uncertain reader
+            continue
         else:
             ignored += 1
             continue
@@ -182,15 +187,15 @@ def plan(events: Iterable[Mapping[str, Any]]) -> _Plan:
 def apply_events(store: Store, events: list[dict[str, Any]]) -> Applied:
     """Apply a batch in one transaction: all of it or, on any error, none of it."""
     p = plan(events)
-    suppressed = moved = 0
+    suppressed = moved = settled = 0
     with store.transaction():
         for email, reason, detail in p.suppressions:
             suppressed += store.suppress(email, reason, source=SOURCE, detail=detail)
         for issue, email, delivery in p.deliveries:
             rank = DELIVERY_RANK[delivery]
             moved += store.record_delivery(issue, email, delivery, [k for k, r in DELIVERY_RANK.items() if r < rank])
-        store.settle_uncertain(settlements(events))
-    return Applied(events=len(events), suppressed=suppressed, deliveries=moved, ignored=p.ignored)
+        settled = store.settle_uncertain(settlements(events))
+    return Applied(events=len(events), suppressed=suppressed, deliveries=moved, settled=settled, ignored=p.ignored)
 
 
 #: Events proving SendGrid took the request (processed, delivered, deferred) or took it and
