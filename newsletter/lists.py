@@ -2,8 +2,9 @@
 
 A project with today's single `[list]` table is one list (its key is `default`). A project
 may instead hold several `[lists.<id>]` tables; each list is a publication with its own name,
-List-Id, CSV source, default language, unsubscribe wording, and optionally its own
-`sender`, `organisation` and `theme` sub-tables. Whatever a list does not set, it inherits
+List-Id, CSV source, default language, unsubscribe wording, web address (`base_url`: where
+its archive and web versions are published), and optionally its own `sender`,
+`organisation` and `theme` sub-tables. Whatever a list does not set, it inherits
 from the top level (`[sender]`, `[organisation]`, `[theme]`, `subscribers`,
 `default_language`), so a second list only states how it differs.
 
@@ -66,6 +67,7 @@ def _list_schema(single: bool) -> Obj:
             "subscribers": Str(),
             "default_language": OneOf(*_languages()),
             "unsubscribe_text": UnsubscribeText(),
+            "base_url": Url(schemes=("https", "http")),
             "sender": Obj({"name": Str(max_len=200), "address": Str(pattern=EMAILISH, hint="an email address"),
                            "reply_to": Str(pattern=EMAILISH, hint="an email address")}),
             "organisation": Obj({"name": Str(max_len=300), "postal_address": Str(max_len=500, single_line=False),
@@ -157,6 +159,7 @@ class ListSettings:
     subscribers: Path | None = None
     default_language: str | None = None
     unsubscribe_text: str | dict[str, str] | None = None  # text (the default language's) or tag -> text
+    base_url: str | None = None
     sender: dict[str, Any] = field(default_factory=dict)
     organisation: dict[str, Any] = field(default_factory=dict)
     theme: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +202,7 @@ def check_lists(chk: Checker, data: Any, v: Any, *, root: Path) -> Lists:
                     key=key, name=t["name"], list_id=t["id"], unsubscribe_mailto=t["unsubscribe_mailto"],
                     subscribers=(root / t["subscribers"]).resolve() if t["subscribers"] else None,
                     default_language=t["default_language"], unsubscribe_text=t["unsubscribe_text"],
+                    base_url=t["base_url"].rstrip("/") if t["base_url"] else None,
                     sender={k: x for k, x in (t["sender"] or {}).items() if x is not None},
                     organisation={k: x for k, x in (t["organisation"] or {}).items() if x is not None},
                     theme={k: x.lower() if k in ("primary", "accent", "text") else x
@@ -245,7 +249,7 @@ def config_for_list(config: Config, key: str) -> Config:
     texts = texts_by_language(s.unsubscribe_text, language)
     changes: dict[str, Any] = dict(
         base=base, list_key=s.key, list_name=s.name, list_id=s.list_id, unsubscribe_mailto=s.unsubscribe_mailto,
-        unsubscribe_texts=texts, list_theme=s.theme,
+        unsubscribe_texts=texts, list_theme=s.theme, list_base_url=s.base_url or "",
         sender_name=sender.get("name", base.sender_name),
         sender_address=sender.get("address", base.sender_address),
         reply_to=sender.get("reply_to", base.reply_to if "address" not in sender else None),
