@@ -136,8 +136,9 @@ _SCHEMA = Obj(
         "theme": _THEME,
         # several lists and the signup form: checked by newsletter/lists.py, which needs the whole file
         "lists": _Elsewhere().doc("Several publications, one [lists.<id>] table each: name, id, unsubscribe_mailto, "
-                                  "unsubscribe_text, default_language, subscribers, and sender / organisation / theme "
-                                  "tables over the top level's.",
+                                  "unsubscribe_text (text in the list's default language, or a table of language = "
+                                  "text), base_url (where its archive is published), default_language, subscribers, "
+                                  "and sender / organisation / theme tables over the top level's.",
                                   {"news": {"name": "FIDH news", "id": "news.example.org"}}),
         "signup": _Elsewhere().doc("`newsletter serve`'s signup form: pending_days (7), per_client_per_hour (30), "
                                    "per_email_per_hour (1).", {"pending_days": 7}),
@@ -255,7 +256,11 @@ class Config:
     list_key: str = ""
     lists: tuple[Any, ...] = ()  # lists.ListSettings, in file order
     subscribers_set: bool = True  # False: no CSV source named (the store holds the list)
+    # the list's own unsubscribe line: the text for its default language (None: the theme's
+    # translated line), and every language's, tag -> text (`[lists.<id>] unsubscribe_text`)
     unsubscribe_text: str | None = None
+    unsubscribe_texts: dict[str, str] = field(default_factory=dict)
+    list_base_url: str = ""  # `[lists.<id>] base_url`: where this list's archive is published ("": [site]'s)
     list_theme: dict[str, Any] = field(default_factory=dict)  # the list's [lists.<id>.theme] over [theme]
     signup: dict[str, Any] = field(default_factory=dict)
     base: Any = None  # the project-level Config every for_list() starts from
@@ -272,9 +277,23 @@ class Config:
 
         return config_for_issue(self, issue)
 
+    @property
+    def archive_url(self) -> str:
+        """Where this list's archive (`newsletter archive`) is published, without the final slash:
+        its own `base_url`, else [site] base_url (which is also where `serve` answers)."""
+        return self.list_base_url or self.base_url
+
     def web_url(self, slug: str, edition: str | None = None) -> str:
-        """Where the view-in-browser version of an issue (or of its edition in `edition`) is published."""
-        return f"{self.base_url}/issues/{slug}/{edition}/" if edition else f"{self.base_url}/issues/{slug}/"
+        """Where the view-in-browser version of an issue (or of its edition in `edition`) is published:
+        `issues/<slug>/` in the list's archive."""
+        base = self.archive_url
+        return f"{base}/issues/{slug}/{edition}/" if edition else f"{base}/issues/{slug}/"
+
+    def unsubscribe_text_for(self, language: str) -> str | None:
+        """The list's own unsubscribe line for an edition in `language`; None: the theme's translated line."""
+        from newsletter.lists import text_for
+
+        return text_for(self.unsubscribe_texts, language)
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"

@@ -2,8 +2,9 @@
 
 A project with today's single `[list]` table is one list (its key is `default`). A project
 may instead hold several `[lists.<id>]` tables; each list is a publication with its own name,
-List-Id, CSV source, default language, unsubscribe wording, and optionally its own
-`sender`, `organisation` and `theme` sub-tables. Whatever a list does not set, it inherits
+List-Id, CSV source, default language, unsubscribe wording, web address (`base_url`: where
+its archive and web versions are published), and optionally its own `sender`,
+`organisation` and `theme` sub-tables. Whatever a list does not set, it inherits
 from the top level (`[sender]`, `[organisation]`, `[theme]`, `subscribers`,
 `default_language`), so a second list only states how it differs.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.compose.schema import Checker, Int, Obj, OneOf, Str, Url
+from newsletter.compose.schema import Checker, Int, Obj, OneOf, Rule, Str, Url, kind_of
 from newsletter.compose.source import line_of
 from newsletter.errors import InputError, Problem
 
@@ -65,7 +66,8 @@ def _list_schema(single: bool) -> Obj:
         fields |= {
             "subscribers": Str(),
             "default_language": OneOf(*_languages()),
-            "unsubscribe_text": Str(max_len=300),
+            "unsubscribe_text": UnsubscribeText(),
+            "base_url": Url(schemes=("https", "http")),
             "sender": Obj({"name": Str(max_len=200), "address": Str(pattern=EMAILISH, hint="an email address"),
                            "reply_to": Str(pattern=EMAILISH, hint="an email address")}),
             "organisation": Obj({"name": Str(max_len=300), "postal_address": Str(max_len=500, single_line=False),
@@ -74,6 +76,60 @@ def _list_schema(single: bool) -> Obj:
             "theme": _theme(),
         }
     return Obj(fields, required=("name", "id"))
+
+
+class UnsubscribeText(Rule):
+    """A list's own unsubscribe line: text, written in the list's default language (other
+    languages keep the theme's translated line), or a table of language tag -> text
+    (`{ en = "...", be = "..." }`: a language missing from it keeps the translated line).
+    Returned as text, or as a dict keyed by the normalised tag."""
+
+    _TEXT = Str(max_len=300)
+
+    def __call__(self, chk: Checker, value: Any, line: int | None, path: str) -> Any:
+        if isinstance(value, str):
+            return self._TEXT(chk, value, line, path)
+        if not isinstance(value, dict):
+            chk.add(line, path, f"must be text, or a table of language = text "
+                                f"({{ en = \"...\", be = \"...\" }}), got {kind_of(value)}")
+            return None
+        if not value:
+            chk.add(line, path, "an empty table: name at least one language (en = \"...\"), or leave it out")
+            return None
+        from newsletter.compose.i18n import language_spec
+
+        out: dict[str, str] = {}
+        for key, text in value.items():
+            where, at = line_of(value, key), f"{path}.{key}"
+            tag = language_spec(chk, key, where, at)
+            if tag is None:
+                continue
+            if tag.lower() in (t.lower() for t in out):
+                chk.add(where, at, f"{tag} is already in this table")
+                continue
+            if not isinstance(text, str):
+                chk.add(where, at, f"must be text, got {kind_of(text)}")
+                continue
+            text = self._TEXT(chk, text, where, at)
+            if text is not None:
+                out[tag] = text
+        return out
+
+
+def texts_by_language(value: str | dict[str, str] | None, default_language: str) -> dict[str, str]:
+    """`unsubscribe_text` as language tag -> text: a plain string is the default language's."""
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, dict) else {default_language: value}
+
+
+def text_for(texts: dict[str, str], language: str) -> str | None:
+    """The entry of `texts` for an edition in `language`, along its tag (`be-BY` -> `be`); None
+    when there is none, and the theme's translated line is used."""
+    from newsletter.compose.i18n import along
+
+    lowered = {tag.lower(): text for tag, text in texts.items()}
+    return next((lowered[form] for form in along(language.lower()) if form in lowered), None)
 
 
 def _table_list(chk: Checker, value: Any, line: int | None, path: str) -> Any:
@@ -102,7 +158,8 @@ class ListSettings:
     unsubscribe_mailto: str | None = None
     subscribers: Path | None = None
     default_language: str | None = None
-    unsubscribe_text: str | None = None
+    unsubscribe_text: str | dict[str, str] | None = None  # text (the default language's) or tag -> text
+    base_url: str | None = None
     sender: dict[str, Any] = field(default_factory=dict)
     organisation: dict[str, Any] = field(default_factory=dict)
     theme: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +202,7 @@ def check_lists(chk: Checker, data: Any, v: Any, *, root: Path) -> Lists:
                     key=key, name=t["name"], list_id=t["id"], unsubscribe_mailto=t["unsubscribe_mailto"],
                     subscribers=(root / t["subscribers"]).resolve() if t["subscribers"] else None,
                     default_language=t["default_language"], unsubscribe_text=t["unsubscribe_text"],
+                    base_url=t["base_url"].rstrip("/") if t["base_url"] else None,
                     sender={k: x for k, x in (t["sender"] or {}).items() if x is not None},
                     organisation={k: x for k, x in (t["organisation"] or {}).items() if x is not None},
                     theme={k: x.lower() if k in ("primary", "accent", "text") else x
@@ -187,14 +245,17 @@ def config_for_list(config: Config, key: str) -> Config:
         raise ConfigError([Problem(display(base.path), None, "lists",
                                    f"no list {key!r}; the lists are: {', '.join(keys(base))}")]) from None
     sender, org = s.sender, s.organisation
+    language = s.default_language or base.default_language
+    texts = texts_by_language(s.unsubscribe_text, language)
     changes: dict[str, Any] = dict(
         base=base, list_key=s.key, list_name=s.name, list_id=s.list_id, unsubscribe_mailto=s.unsubscribe_mailto,
-        unsubscribe_text=s.unsubscribe_text, list_theme=s.theme,
+        unsubscribe_texts=texts, list_theme=s.theme, list_base_url=s.base_url or "",
         sender_name=sender.get("name", base.sender_name),
         sender_address=sender.get("address", base.sender_address),
         reply_to=sender.get("reply_to", base.reply_to if "address" not in sender else None),
-        default_language=s.default_language or base.default_language,
+        default_language=language,
     )
+    changes["unsubscribe_text"] = text_for(texts, language)
     if s.subscribers is not None:
         changes |= dict(subscribers=s.subscribers, subscribers_set=True)
     if org:

@@ -1,4 +1,7 @@
-"""`newsletter archive`: a static site of every issue, newest first, and an Atom feed."""
+"""`newsletter archive`: a static site of every issue, newest first, and an Atom feed.
+
+These run on the example as a one-list project (`single_list`): its archive is build/archive/
+itself, as before lists. Several lists' sites: tests/test_archive_lists.py."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from newsletter.config import load_config
-from tests.conftest import run
+from tests.conftest import run, single_list
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -35,6 +38,7 @@ def test_archive_of_the_example_issues(project: Path) -> None:
     (project / "issues" / "2010-01-05-older.yaml").write_text(
         "subject: An older issue for {{ name }}\ndate: 2010-01-05\nblocks:\n  - type: section\n    body: Hello.\n"
         "list: campaigns\n")
+    single_list(project)
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     site = project / "build" / "archive"
@@ -90,6 +94,7 @@ def test_issues_dated_in_the_future_wait_unless_include_future(project: Path) ->
     slug = f"{later.isoformat()}-scheduled"
     (project / "issues" / f"{slug}.yaml").write_text(
         f"subject: Not yet\ndate: {later.isoformat()}\nlist: campaigns\nblocks:\n  - type: section\n    body: Soon.\n")
+    single_list(project)
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     assert f"skipped  {later.isoformat()}  {slug}: dated in the future (--include-future to publish it)" in r.stdout
@@ -116,6 +121,7 @@ def test_the_archive_writes_dates_as_the_email_does(project: Path) -> None:
     (project / "issues" / "2026-12-07-fr.yaml").write_text(
         "subject: Français\ndate: 2026-12-07\nlanguage: fr\nlist: campaigns\nblocks:\n  - type: headline\n"
         "    title: T\n    date: 2026-12-07\n    body: Salut.\n")
+    single_list(project)
     r = run(["archive", "--include-future"], cwd=project)
     assert r.returncode == 0, r.stderr
     index = (project / "build" / "archive" / "index.html").read_text()

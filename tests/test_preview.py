@@ -156,4 +156,5 @@ def test_preview_as_unknown_subscriber_is_one_clear_line(project: Path) -> None:
     r = run(["preview", "issues/live.yaml", "--port", str(free_port()), "--as", "nobody@example.org"],
             cwd=project, timeout=60)
     assert r.returncode == 1
-    assert r.stderr.strip() == "--as nobody@example.org: no such subscriber in subscribers.example.csv"
+    assert r.stderr.strip() == ("--as nobody@example.org: no such reader on the list 'campaigns' (FIDH campaign "
+                                "news): not in subscribers.example.csv, nor a confirmed member in the store")

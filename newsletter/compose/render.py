@@ -9,6 +9,7 @@ that case).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -187,6 +188,11 @@ def context(issue: Issue, config: Config, *, personal: bool) -> dict[str, Any]:
     web_url = config.web_url(issue.slug, issue.edition)
     links = dict(issue.links)
     rtl = i18n.is_rtl(language)
+    # the list's own unsubscribe line is written per language: the templates' config.unsubscribe_text
+    # is this edition's (None: the theme's translated line), not the list's default language's
+    line = config.unsubscribe_text_for(language)
+    if line != config.unsubscribe_text:
+        config = dataclasses.replace(config, unsubscribe_text=line)
     return {
         "issue": issue,
         "config": config,

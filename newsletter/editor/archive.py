@@ -1,13 +1,16 @@
-"""`newsletter archive`: every issue as a static web site, with an Atom feed.
+"""`newsletter archive`: every issue as a static web site, with an Atom feed; one site per list.
 
-The "view in browser" link of each email points at `<base_url>/issues/<slug>/`; the
-archive is the folder to publish at `<base_url>/`, so those links work once it is
-uploaded to any static host. Pages link to each other relatively (it can be browsed
-straight from disk, or moved under another path); the feed's links are absolute, because
-a feed is read away from the site, and Atom ids must be.
+The "view in browser" link of each email points at `<archive_url>/issues/<slug>/`, where
+`archive_url` is the list's own `base_url` (else `[site] base_url`); a list's site is the folder
+to publish there, so those links work once it is uploaded to any static host. A project with
+one list writes its site straight into build/archive/, as before lists; with several, each
+list's site is build/archive/<list-id>/: its own index (the list's name, organisation and
+language), its own feed, only its own issues. Pages link to each other relatively (a site can
+be browsed straight from disk, or moved under another path); the feed's links are absolute,
+because a feed is read away from the site, and Atom ids must be.
 
-Like `build`, it writes everything or nothing: all issues must build first, then the
-folder is replaced in one rename.
+Like `build`, it writes everything or nothing: every issue of the lists asked for must build
+first, then the folder is replaced in one rename.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ from pathlib import Path
 
 import jinja2
 
+from newsletter import lists
 from newsletter.compose import i18n
-from newsletter.compose.build import Built, build_issue, main_path
+from newsletter.compose.build import Built, build_issue, load_with_editions, main_path
 from newsletter.compose.render import fill_web
 from newsletter.config import Config
-from newsletter.errors import InputError, Problem
+from newsletter.errors import InputError, NewsletterError, Problem
 from newsletter.paths import staging_dir
 
 ATOM = "http://www.w3.org/2005/Atom"
+
+
+class ArchiveError(NewsletterError):
+    """The archive cannot be written as asked (an unknown list)."""
 
 
 @dataclass(frozen=True)
@@ -52,27 +60,62 @@ def issue_files(folder: Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class Archive:
-    """What `build_archive` wrote, and the issues it left out because they are dated later."""
+class Site:
+    """One list's archive: the folder to publish at `url`, and the issues in it, newest first."""
 
+    config: Config  # the list's
+    out_dir: Path
     entries: list[Entry]
+
+    @property
+    def list_key(self) -> str:
+        return self.config.list_key
+
+    @property
+    def url(self) -> str:
+        """Where the folder is to be published (its emails' web links point there), with a final slash."""
+        return self.config.archive_url + "/"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What `build_archive` wrote (one site per list), and the issues it left out because they are dated later."""
+
+    sites: list[Site]
     future: list[Built]
+
+    def clashes(self) -> list[tuple[str, list[str]]]:
+        """(url, list ids) where several lists' sites would be published at the same address: their
+        index.html and feed.xml cannot both be there, so some emails' web links would not resolve."""
+        by_url: dict[str, list[str]] = {}
+        for site in self.sites:
+            by_url.setdefault(site.url, []).append(site.list_key)
+        return [(url, keys) for url, keys in by_url.items() if len(keys) > 1]
 
 
 def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path | None = None, *,
-                  include_future: bool = False, today: dt.date | None = None) -> Archive:
-    """Build every issue in `issues_dir` and write the site to `out_dir` (build/archive/).
+                  list_key: str | None = None, include_future: bool = False,
+                  today: dt.date | None = None) -> Archive:
+    """Build the issues in `issues_dir` and write each list's site under `out_dir` (build/archive/):
+    `out_dir` itself for a project with one list, `out_dir/<list-id>/` with several. `list_key`
+    writes only that list's site (only its issues are built; the other sites stay as they are).
 
     Issues dated after `today` (scheduled, not sent yet) are left out unless `include_future`:
     publishing one would put it on the web, and in the feed, before it reaches the inbox."""
-    issues_dir = issues_dir or config.root / "issues"
-    out_dir = out_dir or config.build_dir / "archive"
+    project = config.base or config
+    issues_dir = issues_dir or project.root / "issues"
+    out_dir = out_dir or project.build_dir / "archive"
     today = today or dt.date.today()
+    every = lists.keys(project)
+    keys = [list_key] if list_key is not None else every
+    several = len(every) > 1
     built: list[Built] = []
     problems: list[Problem] = []
     for path in issue_files(issues_dir):
         try:
-            built.append(build_issue(path, config, write=False))
+            if list_key is not None and _list_of(path, project) != list_key:
+                continue
+            built.append(build_issue(path, project, write=False))
         except InputError as e:
             problems.extend(e.problems)
     if problems:
@@ -84,13 +127,29 @@ def build_archive(config: Config, issues_dir: Path | None = None, out_dir: Path 
         dup = next(s for s in slugs if slugs.count(s) > 1)
         raise InputError([Problem(str(issues_dir), None, "", f"two issue files share the id '{dup}'")])
     built.sort(key=lambda b: (b.issue.date, b.slug), reverse=True)
-    entries = [_entry(b) for b in built]
-    files: dict[str, str] = {"index.html": index_html(config, entries), "feed.xml": atom_feed(config, entries)}
-    for b, e in zip(built, entries, strict=True):
-        for edition, entry in zip(b.all(), (e, *e.editions), strict=True):
-            files[f"{entry.href}index.html"] = issue_page(edition)
-    _write_tree(out_dir, files)
-    return Archive(entries=entries, future=sorted(future, key=lambda b: (b.issue.date, b.slug)))
+    # one folder replaced in one rename: the whole archive, or (--list of several) that list's site
+    root = out_dir / list_key if several and list_key is not None else out_dir
+    files: dict[str, str] = {}
+    sites: list[Site] = []
+    for key in keys:
+        site_config = project.for_list(key)
+        prefix = f"{key}/" if several and list_key is None else ""
+        mine = [b for b in built if b.config.list_key == key]
+        entries = [_entry(b) for b in mine]
+        files[f"{prefix}index.html"] = index_html(site_config, entries)
+        files[f"{prefix}feed.xml"] = atom_feed(site_config, entries)
+        for b, e in zip(mine, entries, strict=True):
+            for edition, entry in zip(b.all(), (e, *e.editions), strict=True):
+                files[f"{prefix}{entry.href}index.html"] = issue_page(edition)
+        sites.append(Site(config=site_config, out_dir=root / prefix if prefix else root, entries=entries))
+    _write_tree(root, files)
+    return Archive(sites=sites, future=sorted(future, key=lambda b: (b.issue.date, b.slug)))
+
+
+def _list_of(path: Path, project: Config) -> str:
+    """The list an issue file names, without rendering it (InputError if it cannot be read)."""
+    issue, _ = load_with_editions(path)
+    return project.for_issue(issue).list_key
 
 
 def _entry(b: Built) -> Entry:
@@ -200,7 +259,7 @@ def atom_feed(config: Config, entries: list[Entry], *, now: dt.datetime | None =
     def stamp(day: dt.date) -> str:
         return f"{day.isoformat()}T00:00:00Z"
 
-    root = config.base_url + "/"
+    root = config.archive_url + "/"
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": config.default_language})
     sub(feed, "title", config.list_name)
     sub(feed, "subtitle", config.org_name)

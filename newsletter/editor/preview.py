@@ -25,12 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from newsletter.audience.subscribers import Subscriber
 from newsletter.compose import i18n
 from newsletter.compose.build import GMAIL_CLIP_BYTES, SAMPLE_RECIPIENT, build_issue
 from newsletter.compose.render import default_theme
 from newsletter.config import Config, load_config
 from newsletter.deliver.placeholders import DEFAULT, Template
 from newsletter.errors import InputError, NewsletterError
+from newsletter.store.db import email_key
 
 HOST = "127.0.0.1"
 UNSUBSCRIBE_PREVIEW = "/unsubscribe-preview"
@@ -73,23 +75,30 @@ class State:
         return {"subject": self.subject, "preheader": self.preheader, "html": self.html, "text": self.text}
 
 
-def recipient_values(config: Config, email: str | None, language: str) -> tuple[str, dict[str, str]]:
-    """(address, merge fields) of the subscriber `email`, or of the first subscriber, or a sample reader."""
-    from newsletter.audience.subscribers import Subscriber, read_subscribers
+def recipient_values(config: Config, email: str | None, language: str,
+                     warn: Callable[[str], None] | None = None) -> tuple[str, dict[str, str]]:
+    """(address, merge fields) of the reader `email`, or of the list's first reader, or of a sample reader.
 
-    path = config.subscribers
-    chosen = None
-    if email or path.is_file():
+    `config` is the previewed issue's list (`config.for_issue(issue)`): its readers are who `send`
+    mails, the list's CSV source and then its confirmed members in the store, so `--as` finds a
+    signup that is only in the store. The store is read only if it exists (a preview never
+    creates one). Without `email`, a store that cannot be read is reported through `warn` and
+    the sample reader is shown: the editor still sees the issue."""
+    from newsletter.audience.members import csv_source
+
+    csv = csv_source(config)
+    chosen = _csv_reader(csv, config, email)
+    if chosen is None:
         try:
-            for row in read_subscribers(path, default_language=config.default_language):
-                if isinstance(row, Subscriber) and (email is None or row.email.lower() == email.strip().lower()):
-                    chosen = row
-                    break
-        except InputError:
+            chosen = _store_reader(config, email)
+        except NewsletterError as e:
             if email:
                 raise
+            (warn or (lambda _line: None))(f"preview: the sample reader is shown: {e}")
     if email and chosen is None:
-        raise PreviewError(f"--as {email}: no such subscriber in {path.name}")
+        where = f"not in {csv.name}, nor" if csv is not None else "not"
+        raise PreviewError(f"--as {email}: no such reader on the list '{config.list_key}' ({config.list_name}): "
+                           f"{where} a confirmed member in the store")
     unsubscribe = UNSUBSCRIBE_PREVIEW
     if chosen is None:
         return SAMPLE_RECIPIENT["email"], {**SAMPLE_RECIPIENT, "unsubscribe_url": unsubscribe}
@@ -98,6 +107,46 @@ def recipient_values(config: Config, email: str | None, language: str) -> tuple[
     values.update(name=chosen.name, email=chosen.email, unsubscribe_url=unsubscribe)
     values["name" + DEFAULT] = i18n.gettext(chosen.language or language, "reader")
     return chosen.email, values
+
+
+def _csv_reader(csv: Path | None, config: Config, email: str | None) -> Subscriber | None:
+    """The reader `email` (else the first) of the list's CSV source; a file that cannot be read
+    is an error only when a reader was asked for by address."""
+    from newsletter.audience.subscribers import read_subscribers
+
+    if csv is None or (email is None and not csv.is_file()):
+        return None
+    try:
+        for row in read_subscribers(csv, default_language=config.default_language):
+            if isinstance(row, Subscriber) and (email is None or email_key(row.email) == email_key(email)):
+                return row
+    except InputError:
+        if email:
+            raise
+    return None
+
+
+def _store_reader(config: Config, email: str | None) -> Subscriber | None:
+    """The confirmed member `email` (else the first) of the list in the store, if there is a store."""
+    from newsletter.store import open_store, store_exists
+
+    if not store_exists(config):
+        return None
+    store = open_store(config, readonly=True, migrate=False)
+    try:
+        if store.schema_version() == 0:  # an empty database: nobody yet, and nothing to create
+            return None
+        if email is None:
+            m = next(iter(store.members(config.list_key, page=1)), None)
+            return None if m is None else Subscriber(email=m.email, name=m.name, language=m.language,
+                                                     fields=m.fields, line=0)
+        if store.membership(config.list_key, email) != "confirmed":
+            return None
+        p = store.person(email)["person"]
+        return None if p is None else Subscriber(email=p["address"], name=p["name"], language=p["language"],
+                                                 fields=p["fields"], line=0)
+    finally:
+        store.close()
 
 
 class Preview:
@@ -124,11 +173,11 @@ class Preview:
                 config = load_config(self.config_path)
                 self.config = config
                 built = build_issue(self.issue, config, write=False)
-                language = built.language
-                to, values = recipient_values(config, self.recipient, language)
+                language, list_config = built.language, built.config  # the issue's list: its readers, its sender
+                to, values = recipient_values(list_config, self.recipient, language, self.log)
                 new.subject = Template(built.issue.subject).fill(values)
                 new.preheader = Template(built.issue.preheader or "").fill(values)
-                new.from_name, new.from_address, new.to = config.sender_name, config.sender_address, to
+                new.from_name, new.from_address, new.to = list_config.sender_name, list_config.sender_address, to
                 new.html = Template(built.rendered.html, escape_html=True).fill(values)
                 new.text = Template(built.rendered.text).fill(values)
                 new.size_kb = built.sample_html_bytes() / 1024
@@ -163,7 +212,7 @@ class Preview:
             return self.state
 
     def watch(self) -> None:
-        """Rebuild whenever the issue, the config, the subscriber file or a template changes.
+        """Rebuild whenever the issue, the config, a list's subscriber file or a template changes.
 
         Files are watched through their folders (editors save by replacing the file); the
         templates folders recursively. A project templates folder created later is picked up.
@@ -175,8 +224,9 @@ class Preview:
         config = self.config
         issue = main_path(self.issue).resolve()
         files = {self.issue.resolve(), issue, self.config_path.resolve()}
-        if config is not None:
-            files |= {config.subscribers.resolve(), config.templates_dir.resolve()}
+        if config is not None:  # every list's CSV source: the issue's `list:` may change while previewing
+            files |= {config.subscribers.resolve(), config.templates_dir.resolve(),
+                      *(s.subscribers.resolve() for s in config.lists if s.subscribers is not None)}
         flat = sorted({p.parent for p in files if p.parent.is_dir()})
 
         def wanted(p: str) -> bool:  # the issue's editions too, including one created while previewing
@@ -249,7 +299,9 @@ def serve(issue: Path, config_path: Path, *, port: int = 8000, recipient: str | 
     """Build, start watching, serve until interrupted."""
     preview = Preview(issue, config_path, recipient)
     if recipient:  # a wrong --as is the user's mistake: say so before starting
-        recipient_values(load_config(config_path), recipient, "en")
+        list_config = _issue_list(load_config(config_path), issue)
+        if list_config is not None:
+            recipient_values(list_config, recipient, "en")
     server = make_server(preview, port)
     preview.config = load_config(config_path)
     preview.watch()  # before the first build, so no save after it goes unseen
@@ -261,6 +313,16 @@ def serve(issue: Path, config_path: Path, *, port: int = 8000, recipient: str | 
     finally:
         preview.stop()
         server.server_close()
+
+
+def _issue_list(config: Config, issue: Path) -> Config | None:
+    """The Config of the list `issue` names; None while the issue cannot be read (its build says why)."""
+    from newsletter.compose.build import load_with_editions
+
+    try:
+        return config.for_issue(load_with_editions(issue)[0])
+    except InputError:
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
