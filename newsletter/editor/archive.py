@@ -158,19 +158,8 @@ def _entry(b: Built) -> Entry:
                  summary=fill_web(b.issue.preheader or "", b.issue, b.config),
                  url=b.web_url, href=f"issues/{b.slug}/" + (f"{b.edition}/" if b.edition else ""),
                  day=i18n.format_date(b.issue.date, language),  # the email's own date style
-                 lang=language, language_name=_language_name(language),
+                 lang=language, language_name=i18n.language_name(language),
                  editions=tuple(_entry(e) for e in b.editions))
-
-
-def _language_name(tag: str) -> str:
-    """`fr` -> "Français": what a reader looks for in a list of languages is their own language's name."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        name = Locale.parse(tag, sep="-").get_display_name(Locale.parse(tag, sep="-")) or tag
-    except (UnknownLocaleError, ValueError):
-        return tag
-    return name[:1].upper() + name[1:]
 
 
 def issue_page(b: Built) -> str:
