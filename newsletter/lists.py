@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.compose.schema import Checker, Int, Obj, OneOf, Rule, Str, Url, kind_of
+from newsletter.compose.i18n import LanguageTag
+from newsletter.compose.schema import Checker, Int, Obj, Rule, Str, Url, kind_of
 from newsletter.compose.source import line_of
 from newsletter.errors import InputError, Problem
 
@@ -34,12 +35,6 @@ SINGLE = "default"  #: the key of the one list of a project with a `[list]` tabl
 KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 EMAILISH = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 LIST_ID = r"[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+"
-
-
-def _languages() -> tuple[str, ...]:
-    from newsletter.config import LANGUAGES
-
-    return tuple(LANGUAGES)
 
 
 def _table(chk: Checker, value: Any, line: int | None, path: str) -> Any:
@@ -65,7 +60,7 @@ def _list_schema(single: bool) -> Obj:
     if not single:
         fields |= {
             "subscribers": Str(),
-            "default_language": OneOf(*_languages()),
+            "default_language": LanguageTag(),  # any BCP 47 tag, as the top level's
             "unsubscribe_text": UnsubscribeText(),
             "base_url": Url(schemes=("https", "http")),
             "sender": Obj({"name": Str(max_len=200), "address": Str(pattern=EMAILISH, hint="an email address"),

@@ -223,3 +223,23 @@ def test_show_everything_about_a_person_then_forget_them(project: Path) -> None:
     assert r.returncode == 1 and "forgotten" in r.stderr
     r = run(["subscribers", "import", "crm.csv", "--list", "digest"], cwd=project, env=SECRET)
     assert r.returncode == 0 and "added 0" in r.stdout and "1 asked to be forgotten" in r.stdout
+
+
+def test_a_lists_default_language_is_any_language_tag(project: Path) -> None:
+    """`[lists.<id>] default_language` takes what the top level takes (any BCP 47 tag, normalised),
+    not only the languages with a built-in catalogue; a malformed one is one line naming it."""
+    toml = project / "newsletter.toml"
+    good = toml.read_text()
+    at = good.index("[lists.digest]\n") + len("[lists.digest]\n")
+    toml.write_text(good[:at] + 'default_language = "pt-br"\n' + good[at:])
+    issue = project / DIGEST
+    issue.write_text(issue.read_text().replace("\nlanguage: en\n", "\n"))  # the list's language decides
+    r = run(["build", DIGEST], cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert '<html lang="pt-BR"' in (project / "build" / issue.stem / "email.html").read_text()
+    line = good[:at].count("\n") + 1
+    toml.write_text(good[:at] + 'default_language = "portuguese!"\n' + good[at:])
+    r = run(["build", DIGEST], cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [f"newsletter.toml:{line}: lists.digest.default_language: 'portuguese!' is not a "
+                                     "language tag (BCP 47, e.g. en, fr, pt-BR, sr-Latn)"], r.stderr
