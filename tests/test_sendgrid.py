@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from newsletter.deliver.backends.sendgrid import (
 from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
 from tests.conftest import REPO
+from tests.ports import free_port
 from tests.sendgrid_server import (
     SendGridServer,
     ok,
@@ -334,9 +334,7 @@ def test_a_reset_after_the_request_was_sent_is_uncertain_and_repeated_silence_st
 
 
 def test_connection_refused_before_sending_is_retried(tmp_path: Path, api_key: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     later: list[SendGridServer] = []
 
     def start_later() -> None:
@@ -398,9 +396,7 @@ def test_newsletter_help_does_not_import_sendgrid() -> None:
 
 
 def test_the_server_runs_as_a_module(tmp_path: Path, api_key: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tests.sendgrid_server", "--port", str(port), "--record", "count"],
                             cwd=REPO, stdout=subprocess.PIPE, text=True, env={"SENDGRID_API_KEY": KEY,
                                                                               "PATH": "/usr/bin:/bin"})

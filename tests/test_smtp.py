@@ -20,8 +20,9 @@ from newsletter.deliver.backends import get_backend
 from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.errors import BackendError
 from newsletter.store import Store, open_store
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
-from tests.smtp_server import SMTPServer, free_port
+from tests.smtp_server import SMTPServer
 
 KEYS = SigningKeys(b"smtp-test-key-0123456789abcdef", (), False)
 

@@ -23,9 +23,10 @@ from newsletter.store import open_store
 from newsletter.store.postgres import MIGRATIONS
 from tests.conftest import run, single_list
 from tests.pg import PASSWORD, PgServer
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
-from tests.webserver import free_port, one_click, serve_in_process, serve_in_thread
+from tests.webserver import one_click, serve_in_process, serve_in_thread
 
 SECRET = "two-machines-signing-key-0123456789abcdef"
 NEXT = "2011-12-05-next"

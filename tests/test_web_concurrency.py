@@ -19,8 +19,9 @@ from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from newsletter.store import open_store, store_exists
 from tests.conftest import single_list
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
-from tests.webserver import Answer, free_port, one_click, serve_in_process
+from tests.webserver import Answer, one_click, serve_in_process
 
 SECRET = "concurrency-test-signing-key-0123456789"
 READERS = 2000

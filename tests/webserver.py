@@ -23,6 +23,7 @@ import uvicorn
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import Config
+from tests.ports import free_port
 
 
 @dataclass
@@ -34,12 +35,6 @@ class Answer:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, body: bytes | str | list[bytes] | None = None,

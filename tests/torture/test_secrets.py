@@ -36,9 +36,10 @@ from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
 from newsletter.store import open_store
 from tests.conftest import run
+from tests.ports import free_port
 from tests.sendgrid_server import SendGridServer, refuse
 from tests.sendkit import SLUG, make_project
-from tests.smtp_server import SMTPServer, free_port
+from tests.smtp_server import SMTPServer
 from tests.torture.figures import count, scale
 
 pytestmark = pytest.mark.torture
