@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg import pg_database, pg_server  # noqa: F401 - fixtures: a real PostgreSQL server
+from tests.tomledit import DELETE, edit_toml, read_toml
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,7 +85,6 @@ def single_list(root: Path) -> None:
     import re
 
     path = root / "newsletter.toml"
-    text = re.sub(r"^\[lists\.campaigns\][^\n]*", "[list]", path.read_text(), flags=re.M)
-    path.write_text(text[:text.index("# A second publication")])
+    edit_toml(path, {"list": read_toml(path)["lists"]["campaigns"], "lists": DELETE})
     for issue in (root / "issues").glob("*.yaml"):
         issue.write_text(re.sub(r"^list: .*\n", "", issue.read_text(), flags=re.M))

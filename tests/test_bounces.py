@@ -232,7 +232,7 @@ def test_a_maildir_that_disappears_mid_run_stops_with_one_line_keeping_what_was_
 
 
 def test_soft_limit_comes_from_the_config(tmp_path: Path) -> None:
-    root = sent_project(tmp_path / "p", extra_config=CONFIG + "soft_limit = 1\nsoft_issues = 1\n")
+    root = sent_project(tmp_path / "p", {**CONFIG, "bounces.soft_limit": 1, "bounces.soft_issues": 1})
     maildir(root / "Maildir", {"qmail.eml": corpus("qmail.eml")})
     r = run(["bounces", "Maildir"], cwd=root, env=SECRET)
     assert r.stdout.startswith("1 bounces (0 hard, 1 soft)") and "1 addresses newly suppressed" in r.stdout
@@ -244,14 +244,14 @@ def test_outbox_and_smtp_carry_the_verp_envelope_sender(tmp_path: Path) -> None:
     from tests.smtp_server import SMTPServer
 
     with SMTPServer() as server:
-        root = make_project(tmp_path / "p", smtp_port=server.port, extra_config=CONFIG)
+        root = make_project(tmp_path / "p", smtp_port=server.port, settings=CONFIG)
         r = run(["send", f"issues/{SLUG}.yaml", "--yes", "--backend", "smtp"], cwd=root, env=SECRET)
         assert r.returncode == 0, r.stderr
         senders = {d.rcpt: d.mail_from for d in server.deliveries}
     assert len(senders) == 4 and len(set(senders.values())) == 4, "one envelope sender per reader"
     assert all(s.startswith("bounces+") and s.endswith("@example.org") for s in senders.values())
     # the same address the outbox would write: the token depends on issue, reader and key only
-    root2 = make_project(tmp_path / "q", extra_config=CONFIG)
+    root2 = make_project(tmp_path / "q", settings=CONFIG)
     assert run(["send", f"issues/{SLUG}.yaml", "--yes"], cwd=root2, env=SECRET).returncode == 0
     assert return_path(root2, "ada@example.org") == senders["ada@example.org"]
     # without [bounces]: the sender's address, as before

@@ -22,6 +22,7 @@ import pytest
 from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 
 N = 2000
 KILLS = 5
@@ -56,8 +57,7 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, databa
     with SMTPServer(delay=0.001, pipelining=True) as server:
         # two connections in parallel: kills then land with two hand-offs in flight
         root = make_project(tmp_path / "p", subscribers=N, smtp_port=server.port)
-        config = root / "newsletter.toml"
-        config.write_text(config.read_text().replace("connections = 1", "connections = 2"))
+        edit_toml(root / "newsletter.toml", {"smtp.connections": 2})
         kills_mid_send = 0
         for k in range(KILLS):
             before = len(server.deliveries)

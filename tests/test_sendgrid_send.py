@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import NEWSLETTER, run
 from tests.sendgrid_server import SendGridServer, ok, refuse, slow
 from tests.sendkit import SLUG, address, make_project
+from tests.tomledit import edit_toml, read_toml
 
 KEY = "SG.e2e-key.abcdef"
 ENV = {"SENDGRID_API_KEY": KEY, "NEWSLETTER_SECRET": "e2e-signing-key-" + "x" * 24}
@@ -30,19 +31,11 @@ def server() -> Iterator[SendGridServer]:
 
 def project(root: Path, server: SendGridServer, subscribers: int, *, batch_size: int | None = 1000,
             timeout: int = 10) -> Path:
-    """batch_size None: no [send] batch_size line at all (the backend's own choice)."""
-    make_project(root, subscribers=subscribers)
-    path = root / "newsletter.toml"
-    text = path.read_text(encoding="utf-8")
-    text = text.replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
-    assert "\n# batch_size = 500 " in text  # the example leaves it to the backend
+    """batch_size None: no [send] batch_size at all (the backend's own choice)."""
+    make_project(root, subscribers=subscribers, settings={"sendgrid.host": server.url, "sendgrid.timeout": timeout})
+    assert "batch_size" not in read_toml(root / "newsletter.toml")["send"]  # the example leaves it to the backend
     if batch_size:
-        text = text.replace("# batch_size = 500", f"batch_size = {batch_size}")
-    head, _, tail = text.partition("[sendgrid]")
-    tail = tail.replace("timeout = 30", f"timeout = {timeout}", 1)
-    path.write_text(head + "[sendgrid]" + tail, encoding="utf-8")
-    assert server.url in path.read_text()
-    assert (f"\nbatch_size = {batch_size} " in path.read_text()) == bool(batch_size)
+        edit_toml(root / "newsletter.toml", {"send.batch_size": batch_size})
     return root
 
 

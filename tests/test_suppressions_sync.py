@@ -24,11 +24,9 @@ def sg() -> Iterator[SendGridServer]:
         yield server
 
 
-def project(root: Path, sg: SendGridServer, extra: str = "") -> Path:
-    make_project(root)
-    path = root / "newsletter.toml"
-    path.write_text(path.read_text().replace('host = "https://api.sendgrid.com"', f'host = "{sg.url}"' + extra))
-    return root
+def project(root: Path, sg: SendGridServer, **sendgrid: object) -> Path:
+    """The send tests' project with [sendgrid] pointed at `sg`, plus any other [sendgrid] keys."""
+    return make_project(root, settings={"sendgrid.host": sg.url} | {f"sendgrid.{k}": v for k, v in sendgrid.items()})
 
 
 def suppressions(root: Path) -> dict[str, tuple[str, str, str]]:
@@ -111,7 +109,7 @@ def test_a_sendgrid_send_syncs_first_and_never_mails_who_sendgrid_knows_is_gone(
 def test_the_sync_before_a_send_can_be_turned_off(tmp_path: Path, sg: SendGridServer) -> None:
     sg.add_suppressions("bounces", [{"created": 1_700_000_000, "email": "marie.curie@example.org",
                                      "reason": "550 5.1.1", "status": "5.1.1"}])
-    root = project(tmp_path / "p", sg, extra="\nsync_suppressions = false")
+    root = project(tmp_path / "p", sg, sync_suppressions=False)
     r = run(["send", f"issues/{SLUG}.yaml", "--backend", "sendgrid", "--yes"], cwd=root, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "synced" not in r.stdout and sg.suppression_requests == []

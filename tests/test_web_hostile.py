@@ -21,6 +21,7 @@ from newsletter.audience.tokens import NONCE_MAX_AGE, make_form_nonce, make_toke
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
 from tests.conftest import single_list
+from tests.tomledit import edit_toml
 from tests.webserver import Served, request, serve_in_process, serve_in_thread
 
 SECRET = "hostile-test-signing-key-0123456789"
@@ -237,8 +238,7 @@ def trickle(port: int, head: bytes, drip: bytes, *, every: float = 0.2, give_up:
 
 
 def test_slow_headers_and_slow_bodies_are_cut_off(project: Path, config: Config) -> None:
-    with (project / "newsletter.toml").open("a") as f:
-        f.write("\n[web]\nheader_timeout_seconds = 1\nbody_timeout_seconds = 2\n")
+    edit_toml(project / "newsletter.toml", {"web.header_timeout_seconds": 1, "web.body_timeout_seconds": 2})
     path = f"/unsubscribe/{token(config)}"
     with serve_in_process(project, ENV) as served:
         # slowloris: one header byte at a time, never finishing

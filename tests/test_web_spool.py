@@ -19,6 +19,7 @@ from newsletter.audience.tokens import make_token
 from newsletter.config import Config, load_config
 from newsletter.store import open_store, spool
 from tests.conftest import run, single_list
+from tests.tomledit import edit_toml
 from tests.webserver import request, serve_in_process
 
 SECRET = "spool-test-signing-key-0123456789abc"
@@ -67,8 +68,7 @@ def outbox_recipients(project: Path) -> list[str]:
 @pytest.fixture
 def config(project: Path) -> Config:
     single_list(project)  # one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
-    with (project / "newsletter.toml").open("a") as f:
-        f.write("\n[web]\ndb_wait_seconds = 1\n")
+    edit_toml(project / "newsletter.toml", {"web.db_wait_seconds": 1})
     open_store(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
     return load_config(project / "newsletter.toml")
 
