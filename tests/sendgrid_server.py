@@ -56,6 +56,9 @@ FORBIDDEN_HEADERS = frozenset(h.lower() for h in (
     "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
     "To", "From", "Subject", "Reply-To", "CC", "BCC"))
 
+#: The key the tests' stand-in accepts (the `sendgrid_server` fixture's); SENDGRID_API_KEY in their sends.
+API_KEY = "SG.test-key.0123456789"
+
 Record = Literal["full", "emails", "count"]
 #: SendGrid's suppression lists (GET /v3/suppression/<name>) and the fields of their entries.
 SUPPRESSION_LISTS = {

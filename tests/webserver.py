@@ -25,6 +25,13 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.config import Config
 from tests.ports import free_port
 
+#: The signing keys of the app the `server` fixture serves: a current key and a rotated-out
+#: one it still accepts. ENV gives a `newsletter serve` process the same keys.
+KEY = b"current-key-" + b"k" * 32
+OLD = b"rotated-out-key-" + b"o" * 32
+KEYS = SigningKeys(KEY, (OLD,), False)
+ENV = {"NEWSLETTER_SECRET": KEY.decode(), "NEWSLETTER_OLD_SECRETS": OLD.decode()}
+
 
 @dataclass
 class Answer:
