@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.config import Config, load_config
 from tests.pg import pg_database, pg_server  # noqa: F401 - fixtures: a real PostgreSQL server
@@ -140,3 +141,26 @@ def sendgrid_server(request: pytest.FixtureRequest) -> Iterator[SendGridServer]:
     marker = request.node.get_closest_marker("sendgrid_server")
     with SendGridServer(api_key=API_KEY, **(marker.kwargs if marker else {})) as sg:
         yield sg
+
+
+@pytest.fixture(scope="module")
+def mailed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose issue went out (outbox) to every reader of the bounce corpus
+    (tests/bouncekit.py); sent once per module, since a send costs a second or two."""
+    from tests.bouncekit import sent_project  # here: bouncekit imports this module
+
+    return sent_project(tmp_path_factory.mktemp("sent") / "p")
+
+
+@pytest.fixture
+def mailed(mailed_project: Path, tmp_path: Path) -> Path:
+    """This test's own copy of mailed_project, to read bounces into."""
+    root = tmp_path / "p"
+    shutil.copytree(mailed_project, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def private_key() -> ec.EllipticCurvePrivateKey:
+    """A P-256 key pair standing in for SendGrid's Event Webhook signing key."""
+    return ec.generate_private_key(ec.SECP256R1())

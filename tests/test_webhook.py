@@ -38,11 +38,6 @@ def signed(private: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int | No
             "Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 @pytest.fixture
 def config(make_config: Callable[..., Config], private_key: ec.EllipticCurvePrivateKey) -> Config:
     """The example project's, with the webhook's public key (the test's key pair) in [sendgrid]."""
