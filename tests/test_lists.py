@@ -226,15 +226,15 @@ def test_a_lists_default_language_is_any_language_tag(project: Path) -> None:
     not only the languages with a built-in catalogue; a malformed one is one line naming it."""
     toml = project / "newsletter.toml"
     good = toml.read_text()
-    at = good.index("[lists.digest]\n") + len("[lists.digest]\n")
-    toml.write_text(good[:at] + 'default_language = "pt-br"\n' + good[at:])
+    edit_toml(toml, {"lists.digest.default_language": "pt-br"})
     issue = project / DIGEST
     issue.write_text(issue.read_text().replace("\nlanguage: en\n", "\n"))  # the list's language decides
     r = run(["build", DIGEST], cwd=project)
     assert r.returncode == 0, r.stderr
     assert '<html lang="pt-BR"' in (project / "build" / issue.stem / "email.html").read_text()
-    line = good[:at].count("\n") + 1
-    toml.write_text(good[:at] + 'default_language = "portuguese!"\n' + good[at:])
+    toml.write_text(good)
+    edit_toml(toml, {"lists.digest.default_language": "portuguese!"})
+    line = line_of(toml, "default_language = ", after="[lists.digest]")
     r = run(["build", DIGEST], cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.splitlines() == [f"newsletter.toml:{line}: lists.digest.default_language: 'portuguese!' is not a "
