@@ -7,6 +7,7 @@ import hashlib
 import mailbox
 import os
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.conftest import REPO, run
@@ -32,12 +33,12 @@ AUTO_REPLIES = ("autoreply-vacation.eml", "autoreply-outlook.eml", "autoreply-ch
 ORDINARY = ("ordinary-reply.eml", "ordinary-newsletter.eml")
 #: Readers mailed but never bouncing, and one whose bounce only VERP can name (forwarded mail).
 QUIET = ("quiet@example.org", "forwarded@example.org")
-CONFIG = f'\n[bounces]\naddress = "{BOUNCES}"\n'
+CONFIG = {"bounces.address": BOUNCES}
 
 
-def sent_project(root: Path, extra_config: str = CONFIG) -> Path:
+def sent_project(root: Path, settings: Mapping[str, object] = CONFIG) -> Path:
     """A project whose issue went out (outbox) to every reader the corpus names."""
-    make_project(root, extra_config=extra_config)
+    make_project(root, settings=settings)
     readers = [e for e, _k, _s in EXPECTED.values()] + list(QUIET)
     (root / "subscribers.csv").write_text("email,name,language,city\n" + "".join(f"{e},,en,\n" for e in readers))
     r = run(["send", ISSUE, "--yes"], cwd=root, env=SECRET)

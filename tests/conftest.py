@@ -6,12 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from newsletter.config import Config, load_config
 from tests.pg import pg_database, pg_server  # noqa: F401 - fixtures: a real PostgreSQL server
+from tests.sendgrid_server import API_KEY, SendGridServer
+from tests.smtp_server import SMTPServer
+from tests.tomledit import DELETE, edit_toml, read_toml
+from tests.webserver import KEYS, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,7 +90,77 @@ def single_list(root: Path) -> None:
     import re
 
     path = root / "newsletter.toml"
-    text = re.sub(r"^\[lists\.campaigns\][^\n]*", "[list]", path.read_text(), flags=re.M)
-    path.write_text(text[:text.index("# A second publication")])
+    edit_toml(path, {"list": read_toml(path)["lists"]["campaigns"], "lists": DELETE})
     for issue in (root / "issues").glob("*.yaml"):
         issue.write_text(re.sub(r"^list: .*\n", "", issue.read_text(), flags=re.M))
+
+
+@pytest.fixture
+def make_config(project: Path) -> Callable[..., Config]:
+    """Build the example project's Config with changes: `settings` are newsletter.toml keys as
+    edit_toml takes them ({"web.db_wait_seconds": 1}), written to the file first, so the Config
+    is what a user's edited file loads as; `one_list` first makes it a one-list project."""
+
+    def make(settings: Mapping[str, object] | None = None, *, one_list: bool = False) -> Config:
+        if one_list:
+            single_list(project)
+        if settings:
+            edit_toml(project / "newsletter.toml", settings)
+        return load_config(project / "newsletter.toml")
+
+    return make
+
+
+@pytest.fixture
+def config(request: pytest.FixtureRequest, make_config: Callable[..., Config]) -> Config:
+    """The example project's Config. A module or test that needs another one says how with
+    make_config's arguments in a marker: `pytestmark = pytest.mark.config(one_list=True)`."""
+    marker = request.node.get_closest_marker("config")
+    return make_config(*marker.args, **marker.kwargs) if marker else make_config()
+
+
+@pytest.fixture
+def server(config: Config) -> Iterator[int]:
+    """The web app for `config`, served by uvicorn in this process; its port. Its signing keys
+    are tests.webserver.KEYS."""
+    with serve_in_thread(config, KEYS) as port:
+        yield port
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """The aiosmtpd stand-in on loopback (tests/smtp_server.py), recording every delivery."""
+    with SMTPServer() as s:
+        yield s
+
+
+@pytest.fixture
+def sendgrid_server(request: pytest.FixtureRequest) -> Iterator[SendGridServer]:
+    """The schema-checking SendGrid stand-in on loopback, accepting tests.sendgrid_server.API_KEY.
+    A `@pytest.mark.sendgrid_server(validate=False, record="emails")` marker passes it options."""
+    marker = request.node.get_closest_marker("sendgrid_server")
+    with SendGridServer(api_key=API_KEY, **(marker.kwargs if marker else {})) as sg:
+        yield sg
+
+
+@pytest.fixture(scope="module")
+def mailed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose issue went out (outbox) to every reader of the bounce corpus
+    (tests/bouncekit.py); sent once per module, since a send costs a second or two."""
+    from tests.bouncekit import sent_project  # here: bouncekit imports this module
+
+    return sent_project(tmp_path_factory.mktemp("sent") / "p")
+
+
+@pytest.fixture
+def mailed(mailed_project: Path, tmp_path: Path) -> Path:
+    """This test's own copy of mailed_project, to read bounces into."""
+    root = tmp_path / "p"
+    shutil.copytree(mailed_project, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def private_key() -> ec.EllipticCurvePrivateKey:
+    """A P-256 key pair standing in for SendGrid's Event Webhook signing key."""
+    return ec.generate_private_key(ec.SECP256R1())

@@ -24,14 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER, PASSWORD = "bounces", "imap-test-password-0123"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
@@ -64,7 +60,7 @@ class DovecotServer:
                 pytest.fail("CI must install Debian dovecot-imapd (.ci/run does)")
             pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd)")
         self.root = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))  # not under 0700 pytest dirs
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DovecotServer:

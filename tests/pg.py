@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webserver import free_port
+from tests.ports import free_port
 
 USER = "newsletter"
 PASSWORD = "pg-test-password-7f3a9c"  # the tests' own throwaway server

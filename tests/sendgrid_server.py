@@ -56,6 +56,9 @@ FORBIDDEN_HEADERS = frozenset(h.lower() for h in (
     "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
     "To", "From", "Subject", "Reply-To", "CC", "BCC"))
 
+#: The key the tests' stand-in accepts (the `sendgrid_server` fixture's); SENDGRID_API_KEY in their sends.
+API_KEY = "SG.test-key.0123456789"
+
 Record = Literal["full", "emails", "count"]
 #: SendGrid's suppression lists (GET /v3/suppression/<name>) and the fields of their entries.
 SUPPRESSION_LISTS = {
@@ -630,7 +633,7 @@ def measure(n: int, *, validate: bool, batch: int = 1000, issue: str = "2011-11-
     loopback, JSON parsing and the documented limits (and the schema when `validate`). The
     server runs in the same process, so the figure is a floor for the client on its own.
     """
-    import re
+    import shutil
     import tempfile
 
     from newsletter.audience.secrets import signing_keys
@@ -638,18 +641,18 @@ def measure(n: int, *, validate: bool, batch: int = 1000, issue: str = "2011-11-
     from newsletter.config import load_config
     from newsletter.deliver.backends import get_backend
     from newsletter.deliver.message import make_recipient, prepare_message
+    from tests.tomledit import edit_toml, read_toml
 
     repo = Path(__file__).resolve().parents[1]
     key = "SG.measure-key"
     os.environ["SENDGRID_API_KEY"] = key
     with SendGridServer(key, validate=validate, record="count") as sg, tempfile.TemporaryDirectory() as tmp:
-        text = (repo / "newsletter.toml").read_text(encoding="utf-8")
-        text = re.sub(r'(?m)^host = "https://api\.sendgrid\.com"$', f'host = "{sg.url}"', text)
-        for name in ("templates", "build_dir", "outbox_dir", "database"):
-            text = re.sub(rf'(?m)^{name} = "([^"]*)"', lambda m, n=name: f'{n} = "{repo / m.group(1)}"'
-                          if n == "templates" else f'{n} = "{tmp}/{m.group(1)}"', text)
-        (Path(tmp) / "newsletter.toml").write_text(text, encoding="utf-8")
-        config = load_config(Path(tmp) / "newsletter.toml")
+        path = Path(tmp) / "newsletter.toml"
+        shutil.copy(repo / "newsletter.toml", path)
+        example = read_toml(path)  # the example's theme; what it writes, into the temporary folder
+        edit_toml(path, {"sendgrid.host": sg.url, "templates": str(repo / example["templates"]),
+                         **{name: f"{tmp}/{example[name]}" for name in ("build_dir", "outbox_dir", "database")}})
+        config = load_config(path)
         built = build_issue(repo / "issues" / f"{issue}.yaml", config, write=False)
         message = prepare_message(built)
         keys = signing_keys(allow_development=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.tomledit import edit_toml
 
 MJML = """\
 <mjml lang="{{ language }}">
@@ -54,15 +56,15 @@ SLUG = "2011-11-28-test"
 
 
 def make_project(root: Path, *, subscribers: int = 0, smtp_port: int | None = None,
-                 extra_config: str = "") -> Path:
-    """Write the project into `root`; `subscribers` > 0 writes that many rows to subscribers.csv."""
+                 settings: Mapping[str, object] | None = None) -> Path:
+    """Write the project into `root`; `subscribers` > 0 writes that many rows to subscribers.csv.
+    `settings` are more newsletter.toml keys, as tests.tomledit.edit_toml takes them."""
     root.mkdir(parents=True, exist_ok=True)
-    config = (REPO / "newsletter.toml").read_text()
-    config = config.replace('subscribers = "subscribers.example.csv"', 'subscribers = "subscribers.csv"')
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    ours: dict[str, object] = {"subscribers": "subscribers.csv"}
     if smtp_port is not None:
-        config = config.replace("port = 25", f"port = {smtp_port}").replace('host = "localhost"',
-                                                                            'host = "127.0.0.1"')
-    (root / "newsletter.toml").write_text(config + extra_config)
+        ours |= {"smtp.host": "127.0.0.1", "smtp.port": smtp_port}
+    edit_toml(root / "newsletter.toml", {**ours, **(settings or {})})
     (root / "templates").mkdir(exist_ok=True)
     (root / "templates" / "email.mjml.j2").write_text(MJML)
     (root / "templates" / "email.txt.j2").write_text(TEXT)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.conftest import run
 from tests.test_archive import links_of
+from tests.tomledit import DELETE, edit_toml, line_of
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FIDH = "2011-11-28-free-ales-bialiatski"
@@ -18,13 +19,6 @@ DIGEST = "2013-12-10-solidarity-with-ales-bialiatski"
 SITES = {"campaigns": ("https://news.example.org/", FIDH, "FIDH campaign news",
                        "FIDH - International Federation for Human Rights"),
          "digest": ("https://spring96.example.org/digest/", DIGEST, "Viasna digest", "Human Rights Centre “Viasna”")}
-
-
-def _toml(project: Path, old: str, new: str) -> None:
-    path = project / "newsletter.toml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def _view_in_browser(project: Path, slug: str) -> str:
@@ -36,7 +30,7 @@ def _view_in_browser(project: Path, slug: str) -> str:
 
 
 def test_each_list_gets_its_own_site(project: Path) -> None:
-    _toml(project, 'name = "Viasna digest"\n', 'name = "Viasna digest"\ndefault_language = "be"\n')
+    edit_toml(project / "newsletter.toml", {"lists.digest.default_language": "be"})
     r = run(["build", "issues/"], cwd=project)
     assert r.returncode == 0, r.stderr
     r = run(["archive"], cwd=project)
@@ -103,10 +97,8 @@ def test_list_option_names_an_existing_list(project: Path) -> None:
 
 
 def test_a_list_without_issues_gets_an_empty_site(project: Path) -> None:
-    (project / "newsletter.toml").write_text((project / "newsletter.toml").read_text(encoding="utf-8")
-                                             + '\n[lists.alerts]\nname = "FIDH urgent alerts"\n'
-                                               'id = "alerts.news.example.org"\nbase_url = "https://alerts.example.org"\n',
-                                             encoding="utf-8")
+    edit_toml(project / "newsletter.toml", {"lists.alerts": {
+        "name": "FIDH urgent alerts", "id": "alerts.news.example.org", "base_url": "https://alerts.example.org"}})
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     assert ("archive  build/archive/alerts/  alerts (FIDH urgent alerts): 0 issues, "
@@ -120,7 +112,7 @@ def test_a_list_without_issues_gets_an_empty_site(project: Path) -> None:
 def test_lists_at_one_address_are_warned_about(project: Path) -> None:
     """Without its own base_url the digest would be published where the campaigns' site is: its
     index.html and feed.xml would overwrite the other's, so the archive says so (and still writes)."""
-    _toml(project, 'base_url = "https://spring96.example.org/digest"', "")
+    edit_toml(project / "newsletter.toml", {"lists.digest.base_url": DELETE})
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == (
@@ -132,9 +124,7 @@ def test_lists_at_one_address_are_warned_about(project: Path) -> None:
 
 def test_one_lists_table_keeps_the_one_site_layout(project: Path) -> None:
     """A project with a single [lists.<id>] table is a one-list project: build/archive/ itself."""
-    toml = project / "newsletter.toml"
-    text = toml.read_text(encoding="utf-8")
-    toml.write_text(text[:text.index("# A second publication")], encoding="utf-8")
+    edit_toml(project / "newsletter.toml", {"lists.digest": DELETE})
     (project / "issues" / f"{DIGEST}.yaml").unlink()
     r = run(["archive"], cwd=project)
     assert r.returncode == 0, r.stderr
@@ -146,9 +136,8 @@ def test_one_lists_table_keeps_the_one_site_layout(project: Path) -> None:
 
 
 def test_a_bad_list_base_url_is_one_line(project: Path) -> None:
-    _toml(project, 'base_url = "https://spring96.example.org/digest"', 'base_url = "ftp://spring96.example.org/"')
-    line = next(i for i, t in enumerate((project / "newsletter.toml").read_text().splitlines(), 1)
-                if t.startswith('base_url = "ftp:'))
+    edit_toml(project / "newsletter.toml", {"lists.digest.base_url": "ftp://spring96.example.org/"})
+    line = line_of(project / "newsletter.toml", 'base_url = "ftp:')
     r = run(["archive"], cwd=project)
     assert r.returncode == 1
     assert r.stderr.strip() == (f"newsletter.toml:{line}: lists.digest.base_url: 'ftp://spring96.example.org/': "

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.bouncekit import AUTO_REPLIES, EXPECTED, ORDINARY, SECRET, corpus, sent_project, state
+from tests.bouncekit import AUTO_REPLIES, EXPECTED, ORDINARY, SECRET, corpus, state
 from tests.conftest import run
 from tests.imap_server import DovecotServer
-
-
-@pytest.fixture(scope="module")
-def sent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("sent") / "p")
-
-
-@pytest.fixture
-def proj(sent: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "p"
-    shutil.copytree(sent, root)
-    return root
 
 
 @pytest.fixture
@@ -52,7 +39,7 @@ def folder(server: DovecotServer, name: str) -> dict[bytes, str]:
 
 
 def test_imap_bounces_move_to_processed_the_rest_stays_unread_and_a_rerun_counts_nothing(
-        proj: Path, imap: DovecotServer) -> None:
+        mailed: Path, imap: DovecotServer) -> None:
     names = list(EXPECTED) + list(AUTO_REPLIES) + list(ORDINARY)
     c = imap.client()
     for name in names:
@@ -62,7 +49,7 @@ def test_imap_bounces_move_to_processed_the_rest_stays_unread_and_a_rerun_counts
     before = folder(imap, "INBOX")
     assert len(before) == len(names)
 
-    r = run(["bounces", imap.url()], cwd=proj, env={**SECRET, **imap.env})
+    r = run(["bounces", imap.url()], cwd=mailed, env={**SECRET, **imap.env})
     assert r.returncode == 0, r.stderr + imap.log()
     assert r.stdout.strip() == ("7 bounces (5 hard, 2 soft), 3 auto-replies ignored, 2 unrecognised left in place,"
                                 " 5 addresses newly suppressed")
@@ -71,31 +58,31 @@ def test_imap_bounces_move_to_processed_the_rest_stays_unread_and_a_rerun_counts
     for mid, flags in after.items():
         assert flags == before[mid], "left exactly as it was: not marked read, not flagged"
     assert sorted(after.values()) == ["", "", "", "", "\\Seen"], "one was read before, none was marked read by us"
-    assert {k for k, in state(proj, "SELECT email FROM suppressions")} == {
+    assert {k for k, in state(mailed, "SELECT email FROM suppressions")} == {
         e for e, k, _s in EXPECTED.values() if k == "hard"}
 
-    again = run(["bounces", imap.url()], cwd=proj, env={**SECRET, **imap.env})
+    again = run(["bounces", imap.url()], cwd=mailed, env={**SECRET, **imap.env})
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("0 bounces (0 hard, 0 soft), 3 auto-replies ignored, 2 unrecognised")
     assert folder(imap, "INBOX") == after
-    assert state(proj, "SELECT count(*) FROM bounces") == [(7,)]
+    assert state(mailed, "SELECT count(*) FROM bounces") == [(7,)]
 
 
-def test_imap_refusals_are_one_line_without_the_password(proj: Path, imap: DovecotServer) -> None:
-    wrong = run(["bounces", imap.url()], cwd=proj, env={**imap.env, "NEWSLETTER_IMAP_PASSWORD": "wrong-one"})
+def test_imap_refusals_are_one_line_without_the_password(mailed: Path, imap: DovecotServer) -> None:
+    wrong = run(["bounces", imap.url()], cwd=mailed, env={**imap.env, "NEWSLETTER_IMAP_PASSWORD": "wrong-one"})
     assert wrong.returncode == 1
     assert wrong.stderr.strip() == f"{imap.url()}: login refused for bounces"
-    missing = run(["bounces", imap.url("NoSuchFolder")], cwd=proj, env=imap.env)
+    missing = run(["bounces", imap.url("NoSuchFolder")], cwd=mailed, env=imap.env)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
     assert missing.stderr.startswith(f"{imap.url('NoSuchFolder')}: cannot open folder NoSuchFolder")
-    untrusted = run(["bounces", imap.url()], cwd=proj, env={**imap.env, "SSL_CERT_FILE": "/nonexistent"})
+    untrusted = run(["bounces", imap.url()], cwd=mailed, env={**imap.env, "SSL_CERT_FILE": "/nonexistent"})
     assert untrusted.returncode == 1 and "TLS failed" in untrusted.stderr
     for r in (wrong, missing, untrusted):
         assert "Traceback" not in r.stderr and imap.env["NEWSLETTER_IMAP_PASSWORD"] not in r.stderr + r.stdout
 
 
 def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_counted(
-        proj: Path, imap: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        mailed: Path, imap: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from newsletter.audience.bounces import scan
     from newsletter.audience.mailboxes import ImapSource, MailboxError
     from newsletter.audience.secrets import signing_keys
@@ -118,7 +105,7 @@ def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_cou
     for k, v in imap.env.items():  # the source reads the password and the CA file from the environment
         monkeypatch.setenv(k, v)
     source = Vanishing(imap.url("Bounces"))
-    store = open_store(proj / ".newsletter" / "state.db")
+    store = open_store(mailed / ".newsletter" / "state.db")
     try:
         with pytest.raises(MailboxError) as e:
             scan(source, store, keys=signing_keys(allow_development=True), bounce_address=None,
@@ -130,4 +117,4 @@ def test_an_imap_folder_deleted_mid_run_stops_with_one_line_keeping_what_was_cou
         c.logout()
     # the first bounce was recorded and moved; the second recorded, then its move failed: a bounce is
     # recorded before it is moved, so a rerun over a folder that came back counts it as already counted
-    assert len(state(proj, "SELECT * FROM bounces")) == 2
+    assert len(state(mailed, "SELECT * FROM bounces")) == 2

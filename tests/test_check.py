@@ -20,6 +20,7 @@ from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.lint import Finding, has_errors, lint, validate_mjml
 from tests.conftest import REPO, run
+from tests.tomledit import edit_toml, line_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
@@ -95,10 +96,10 @@ def test_example_issues_have_no_errors(issue: str, monkeypatch: pytest.MonkeyPat
 def test_one_click_unsubscribe_needs_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fixture_project(tmp_path, "clean")
     toml = root / "newsletter.toml"
-    toml.write_text(toml.read_text().replace('base_url = "https://news.fidh.org"', 'base_url = "http://news.fidh.org"'))
+    edit_toml(toml, {"site.base_url": "http://news.fidh.org"})
     monkeypatch.chdir(root)
     built = build_issue(Path("issues/clean.yaml"), load_config(toml), write=False)
-    line = toml.read_text().splitlines().index('base_url = "http://news.fidh.org"') + 1
+    line = line_of(toml, 'base_url = "http://news.fidh.org"')
     got = [str(f) for f in lint(built) if f.rule == "unsubscribe"]
     assert got == [f"newsletter.toml:{line}: error: site.base_url http://news.fidh.org is not https: the "
                    "List-Unsubscribe header's one-click link (RFC 8058) must be https:// [unsubscribe]"]

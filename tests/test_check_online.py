@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from newsletter.compose.build import build_issue
 from newsletter.config import load_config
 from newsletter.lint import check_online
 from tests.test_check import FIXTURES
+from tests.tomledit import DELETE, edit_toml
 
 SEEN: list[tuple[str, str]] = []
 
@@ -45,7 +47,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
+def links_server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -56,13 +58,13 @@ def server() -> Iterator[str]:
         srv.server_close()
 
 
-def test_online_reports_links_that_do_not_answer(server: str, tmp_path: Path,
+def test_online_reports_links_that_do_not_answer(links_server: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "p"
     (root / "issues").mkdir(parents=True)
     # no website: every link of this email is on loopback, nothing else is contacted
-    config = (FIXTURES / "newsletter.toml").read_text().replace('website = "https://www.fidh.org/"\n', "")
-    (root / "newsletter.toml").write_text(config)
+    shutil.copy(FIXTURES / "newsletter.toml", root / "newsletter.toml")
+    edit_toml(root / "newsletter.toml", {"organisation.website": DELETE})
     (root / "issues" / "links.yaml").write_text(f"""\
 subject: Links
 preheader: Do they answer?
@@ -70,9 +72,9 @@ date: 2011-11-28
 blocks:
   - type: section
     body: |
-      [fine]({server}/ok) and [gone]({server}/missing)
-      and [picky]({server}/no-head) and [slow]({server}/slow)
-    image: {{src: "{server}/img.png", alt: "An image", width: 100}}
+      [fine]({links_server}/ok) and [gone]({links_server}/missing)
+      and [picky]({links_server}/no-head) and [slow]({links_server}/slow)
+    image: {{src: "{links_server}/img.png", alt: "An image", width: 100}}
 """)
     monkeypatch.chdir(root)
     built = build_issue(Path("issues/links.yaml"), load_config(root / "newsletter.toml"), write=False)
@@ -82,8 +84,8 @@ blocks:
     assert time.monotonic() - started < 5
     got = {str(f) for f in findings}
     assert got == {
-        f"issues/links.yaml:7: error: link answers HTTP 404: {server}/missing [online]",
-        f"issues/links.yaml:8: error: link does not answer (timed out): {server}/slow [online]",
+        f"issues/links.yaml:7: error: link answers HTTP 404: {links_server}/missing [online]",
+        f"issues/links.yaml:8: error: link does not answer (timed out): {links_server}/slow [online]",
     }
     assert ("HEAD", "/ok") in SEEN and ("GET", "/ok") not in SEEN  # HEAD first
     assert ("GET", "/no-head") in SEEN  # a server that refuses HEAD gets a GET

@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import REPO, run
 from tests.sendkit import ISSUE, SLUG, address, make_project
 from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 
 FIDH = "2011-11-28-free-ales-bialiatski"
 FRENCH = REPO / "tests" / "fixtures" / "i18n" / f"{FIDH}.fr.yaml"
@@ -108,9 +109,7 @@ def test_check_warns_when_an_edition_lacks_a_block(fidh: Path) -> None:
 def test_send_gives_each_reader_their_edition_once(fidh: Path) -> None:
     """The example list: Marie (fr) gets the French subject, everyone else the English one, each once."""
     with SMTPServer() as smtp:
-        config = fidh / "newsletter.toml"
-        config.write_text(config.read_text().replace("port = 25", f"port = {smtp.port}")
-                          .replace('host = "localhost"', 'host = "127.0.0.1"'))
+        edit_toml(fidh / "newsletter.toml", {"smtp.host": "127.0.0.1", "smtp.port": smtp.port})
         dry = run(["send", f"issues/{FIDH}.yaml", "--dry-run"], cwd=fidh)
         assert dry.returncode == 0, dry.stderr
         assert "(to send per edition: en 3, fr 1)" in dry.stdout and f"  edition fr     {FR_SUBJECT}" in dry.stdout
@@ -225,8 +224,7 @@ def test_sendgrid_gets_one_request_per_edition_per_batch(tmp_path: Path) -> None
                 w.writerow([address(i), f"Reader {i}", "fr" if i % 3 == 0 else "en", "Minsk"])
         (root / "issues" / f"{SLUG}.fr.yaml").write_text(ISSUE.replace("date: 2011-11-28", "date: 2011-11-28\n"
                                                                        "language: fr"))
-        config = root / "newsletter.toml"
-        config.write_text(config.read_text().replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"'))
+        edit_toml(root / "newsletter.toml", {"sendgrid.host": server.url})
         env = {"SENDGRID_API_KEY": key, **SECRET}
         r = run(["send", f"issues/{SLUG}.yaml", "--backend", "sendgrid", "--yes"], cwd=root, env=env)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -241,8 +239,7 @@ def test_sendgrid_gets_one_request_per_edition_per_batch(tmp_path: Path) -> None
 def test_archive_lists_editions_in_their_language(fidh: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    config = fidh / "newsletter.toml"
-    config.write_text(config.read_text().replace('default_language = "en"', 'default_language = "fr"'))
+    edit_toml(fidh / "newsletter.toml", {"default_language": "fr"})
     r = run(["archive"], cwd=fidh)
     assert r.returncode == 0, r.stderr
     site = fidh / "build" / "archive" / "campaigns"  # FIDH's list's site (the digest has its own)

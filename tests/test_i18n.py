@@ -12,6 +12,7 @@ import pytest
 from newsletter.compose import i18n
 from newsletter.compose.render import default_theme
 from tests.conftest import REPO, run
+from tests.tomledit import edit_toml
 
 FIXTURES = REPO / "tests" / "fixtures" / "i18n"
 ARABIC = "2013-12-10-solidarity-ar"
@@ -116,8 +117,7 @@ def test_a_regional_tag_gets_its_languages_strings_and_says_so_once(project: Pat
 
 
 def test_a_language_without_catalogue_falls_back_to_the_lists_default(project: Path) -> None:
-    config = project / "newsletter.toml"
-    config.write_text(config.read_text().replace('default_language = "en"', 'default_language = "fr"'))
+    edit_toml(project / "newsletter.toml", {"default_language": "fr"})
     html, _, _, summary = _build(project, "pt-BR")
     assert '<html lang="pt-BR"' in html and "Lire la suite" in html
     assert "no translation for pt-BR: the theme's strings are in fr (the list's default)" in summary

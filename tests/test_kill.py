@@ -22,6 +22,7 @@ import pytest
 from newsletter.store import open_store
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 
 N = 2000
 KILLS = 5
@@ -41,33 +42,25 @@ def _ledger(database: str) -> dict[str, str]:
         return store.statuses(SLUG, (address(i) for i in range(N)))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "p" / ".newsletter" / "state.db")
-    return request.getfixturevalue("pg_database")
-
-
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, database: str) -> None:
+def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, target: str) -> None:
     seed = int(os.environ.get("KILL_SEED", time.time_ns() % 1_000_000_007))
     rng = random.Random(seed)
     print(f"KILL_SEED={seed}")  # shown on failure: rerun the same kill moments with it
     with SMTPServer(delay=0.001, pipelining=True) as server:
         # two connections in parallel: kills then land with two hand-offs in flight
         root = make_project(tmp_path / "p", subscribers=N, smtp_port=server.port)
-        config = root / "newsletter.toml"
-        config.write_text(config.read_text().replace("connections = 1", "connections = 2"))
+        edit_toml(root / "newsletter.toml", {"smtp.connections": 2})
         kills_mid_send = 0
         for k in range(KILLS):
             before = len(server.deliveries)
             if before >= N - 50:
                 break
             # aim somewhere in what is left; the first kill may land before anything is sent
-            target = before + (rng.randint(0, 30) if k == 0 else rng.randint(20, (N - before) // 2))
-            proc = _start(root, database)
+            aim = before + (rng.randint(0, 30) if k == 0 else rng.randint(20, (N - before) // 2))
+            proc = _start(root, target)
             deadline = time.monotonic() + 60
-            while len(server.deliveries) < target and proc.poll() is None and time.monotonic() < deadline:
+            while len(server.deliveries) < aim and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.001)
             time.sleep(rng.random() * 0.004)  # land in a different phase of the transaction each time
             if proc.poll() is not None:
@@ -79,9 +72,9 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, databa
             kills_mid_send += 0 < len(server.deliveries) < N
         assert kills_mid_send >= 3, "the kills should land while mail is flowing"
 
-        final = _start(root, database)
+        final = _start(root, target)
         out, err = final.communicate(timeout=120)
-        ledger = _ledger(database)
+        ledger = _ledger(target)
         uncertain = {e for e, s in ledger.items() if s == "uncertain"}
         counts = server.counts()
         assert final.returncode == (1 if uncertain else 0), err.decode()[-2000:]
@@ -100,10 +93,10 @@ def test_sigkill_at_random_moments_never_skips_or_doubles(tmp_path: Path, databa
             assert "uncertain" in err.decode()
 
             # the explicit flag resends exactly those, and then everyone has the issue
-            again = _start(root, database, "--resend-uncertain")
+            again = _start(root, target, "--resend-uncertain")
             _, err2 = again.communicate(timeout=60)
             assert again.returncode == 0, err2.decode()[-2000:]
             after = server.counts()
             assert all(after[e] >= 1 for e in everyone)
             assert {e for e in everyone if after[e] != counts[e]} == uncertain
-            assert set(_ledger(database).values()) == {"sent"}
+            assert set(_ledger(target).values()) == {"sent"}

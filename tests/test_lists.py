@@ -9,7 +9,8 @@ from pathlib import Path
 
 from newsletter.config import load_config
 from newsletter.store import open_store
-from tests.conftest import REPO, run
+from tests.conftest import REPO, run, single_list
+from tests.tomledit import DELETE, edit_toml, line_of, read_toml
 
 CAMPAIGN = "issues/2011-11-28-free-ales-bialiatski.yaml"
 DIGEST = "issues/2013-12-10-solidarity-with-ales-bialiatski.yaml"
@@ -23,14 +24,6 @@ def outbox(project: Path, slug: str) -> dict[str, object]:
         m = message_from_bytes(f.read_bytes(), policy=policy.default)
         out[str(m["To"]).split("<")[-1].rstrip(">").lower()] = m
     return out
-
-
-def single_list(project: Path) -> None:
-    """Today's one-[list] config: the [lists.campaigns] table as [list], the digest gone."""
-    text = (project / "newsletter.toml").read_text()
-    text = re.sub(r"^\[lists\.campaigns\][^\n]*", "[list]", text, flags=re.M)
-    text = text[:text.index("# A second publication")]
-    (project / "newsletter.toml").write_text(text)
 
 
 def test_each_list_sends_with_its_own_identity(project: Path) -> None:
@@ -82,23 +75,26 @@ def test_a_single_list_config_keeps_working_unchanged(project: Path) -> None:
 def test_bad_list_tables_are_one_line_each(project: Path) -> None:
     toml = project / "newsletter.toml"
     good = toml.read_text()
-    lines = good.splitlines()
-    digest_id = lines.index('id = "digest.spring96.example.org"') + 1
-    toml.write_text(good.replace('id = "digest.spring96.example.org"', 'id = "campaigns.news.example.org"'))
+    digest = read_toml(toml)["lists"]["digest"]
+    edit_toml(toml, {"lists.digest.id": "campaigns.news.example.org"})
+    line = line_of(toml, "id = ", after="[lists.digest]")
     r = run(["build", CAMPAIGN], cwd=project)
     assert (r.returncode, r.stderr.splitlines()) == (1, [
-        f"newsletter.toml:{digest_id}: lists.digest.id: List-Id 'campaigns.news.example.org' is already "
+        f"newsletter.toml:{line}: lists.digest.id: List-Id 'campaigns.news.example.org' is already "
         "lists.campaigns's"])
-    toml.write_text(good.replace("[lists.digest", '[lists."Digest!"'))
+    toml.write_text(good)
+    edit_toml(toml, {"lists.digest": DELETE, "lists.Digest!": digest})
+    header = line_of(toml, '[lists."Digest!"]')
     r = run(["build", CAMPAIGN], cwd=project)
     assert (r.returncode, r.stderr.splitlines()) == (1, [
-        f"newsletter.toml:{digest_id - 2}: lists.Digest!: a list id is lower-case letters, digits, '-' and '_' "
+        f"newsletter.toml:{header}: lists.Digest!: a list id is lower-case letters, digits, '-' and '_' "
         "(at most 64)"])
-    toml.write_text(good + '\n[list]\nname = "x"\nid = "x.example.org"\n')
+    toml.write_text(good)
+    edit_toml(toml, {"list": {"name": "x", "id": "x.example.org"}})
     r = run(["build", CAMPAIGN], cwd=project)
     assert (r.returncode, r.stderr.splitlines()) == (1, [
-        f"newsletter.toml:{len(lines) + 2}: list: a project has either one [list] table or [lists.<id>] tables, "
-        "not both: move [list] into [lists.<id>]"])
+        f"newsletter.toml:{line_of(toml, '[list]')}: list: a project has either one [list] table or [lists.<id>] "
+        "tables, not both: move [list] into [lists.<id>]"])
     assert "Traceback" not in r.stderr and not (project / "build").exists()
 
 
@@ -230,15 +226,15 @@ def test_a_lists_default_language_is_any_language_tag(project: Path) -> None:
     not only the languages with a built-in catalogue; a malformed one is one line naming it."""
     toml = project / "newsletter.toml"
     good = toml.read_text()
-    at = good.index("[lists.digest]\n") + len("[lists.digest]\n")
-    toml.write_text(good[:at] + 'default_language = "pt-br"\n' + good[at:])
+    edit_toml(toml, {"lists.digest.default_language": "pt-br"})
     issue = project / DIGEST
     issue.write_text(issue.read_text().replace("\nlanguage: en\n", "\n"))  # the list's language decides
     r = run(["build", DIGEST], cwd=project)
     assert r.returncode == 0, r.stderr
     assert '<html lang="pt-BR"' in (project / "build" / issue.stem / "email.html").read_text()
-    line = good[:at].count("\n") + 1
-    toml.write_text(good[:at] + 'default_language = "portuguese!"\n' + good[at:])
+    toml.write_text(good)
+    edit_toml(toml, {"lists.digest.default_language": "portuguese!"})
+    line = line_of(toml, "default_language = ", after="[lists.digest]")
     r = run(["build", DIGEST], cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.splitlines() == [f"newsletter.toml:{line}: lists.digest.default_language: 'portuguese!' is not a "

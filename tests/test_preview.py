@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NEWSLETTER, run
+from tests.ports import free_port
 
 ISSUE = """\
 subject: "{subject}"
@@ -26,12 +26,6 @@ blocks:
       Dear {{{{ name }}}}, this is the live issue.
 list: campaigns
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def state(url: str) -> dict:

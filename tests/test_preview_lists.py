@@ -21,6 +21,7 @@ from newsletter.compose.build import SAMPLE_RECIPIENT
 from newsletter.config import load_config
 from newsletter.editor.preview import PreviewError, recipient_values
 from tests.conftest import NEWSLETTER, run
+from tests.tomledit import DELETE, edit_toml
 
 SECRET = {"NEWSLETTER_SECRET": "preview-lists-test-secret-0123456789"}
 ISSUE = """\
@@ -89,9 +90,7 @@ def test_the_sample_reader_comes_from_the_issues_list(project: Path) -> None:
     """The digest has its own CSV source: its preview shows its first reader, and the campaigns'
     preview the first of the project's file (before: both showed the project's)."""
     (project / "digest.csv").write_text(f"email,name,city\n{OLGA},Olga Karach,Vitebsk\n", encoding="utf-8")
-    toml = project / "newsletter.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace(
-        'name = "Viasna digest"\n', 'name = "Viasna digest"\nsubscribers = "digest.csv"\n'), encoding="utf-8")
+    edit_toml(project / "newsletter.toml", {"lists.digest.subscribers": "digest.csv"})
     with _preview(project, _issue(project, "digest")) as state:
         assert state["to"] == OLGA and "Dear Olga Karach in Vitebsk" in state["html"]
     with _preview(project, _issue(project, "campaigns")) as state:
@@ -105,8 +104,7 @@ def test_the_sample_reader_comes_from_the_issues_list(project: Path) -> None:
 
 def test_a_store_only_list_without_a_store_shows_the_sample_and_creates_nothing(project: Path) -> None:
     toml = project / "newsletter.toml"
-    toml.write_text(re.sub(r"^subscribers = .*\n", "", toml.read_text(encoding="utf-8"), flags=re.M),
-                    encoding="utf-8")
+    edit_toml(toml, {"subscribers": DELETE})  # no CSV source: the store is the lists' only one
     with _preview(project, _issue(project, "digest")) as state:
         assert state["errors"] == [] and state["to"] == SAMPLE_RECIPIENT["email"]
     assert not (project / ".newsletter").exists()  # a preview never creates the store
@@ -144,8 +142,7 @@ def test_an_unreadable_store_falls_back_to_the_sample_reader_unless_asked_for(pr
     """A store that cannot be read (a folder where the SQLite file should be): the editor still sees
     the issue with the sample reader, and is told why; `--as` is an error naming the database."""
     toml = project / "newsletter.toml"
-    toml.write_text(re.sub(r"^subscribers = .*\n", "", toml.read_text(encoding="utf-8"), flags=re.M),
-                    encoding="utf-8")
+    edit_toml(toml, {"subscribers": DELETE})  # no CSV source: the store is the lists' only one
     (project / ".newsletter" / "state.db").mkdir(parents=True)
     config = load_config(toml).for_list("digest")
     said: list[str] = []

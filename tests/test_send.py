@@ -57,19 +57,13 @@ def _state_with_history(root: Path) -> None:
 
 
 @pytest.fixture
-def server() -> SMTPServer:
-    with SMTPServer() as s:
-        yield s
-
-
-@pytest.fixture
-def proj(tmp_path: Path, server: SMTPServer) -> Path:
-    root = make_project(tmp_path / "p", smtp_port=server.port)
+def proj(tmp_path: Path, smtp_server: SMTPServer) -> Path:
+    root = make_project(tmp_path / "p", smtp_port=smtp_server.port)
     (root / "subscribers.csv").write_text(CSV)
     return root
 
 
-def test_dry_run_tells_the_truth_sends_nothing_records_nothing(proj: Path, server: SMTPServer) -> None:
+def test_dry_run_tells_the_truth_sends_nothing_records_nothing(proj: Path, smtp_server: SMTPServer) -> None:
     _state_with_history(proj)
     before = ledger_rows(proj)
     r = run(["send", ISSUE, "--dry-run", "--backend", "smtp"], cwd=proj, env=NO_SECRET)
@@ -79,7 +73,7 @@ def test_dry_run_tells_the_truth_sends_nothing_records_nothing(proj: Path, serve
     assert "subscribers.csv:4: email: 'not-an-address': An email address must have an @-sign." in r.stderr
     assert "development key" in r.stderr
     assert "nothing sent, nothing recorded" in out
-    assert server.deliveries == [] and not server.sessions, "the server was not even contacted"
+    assert smtp_server.deliveries == [] and not smtp_server.sessions, "the server was not even contacted"
     assert ledger_rows(proj) == before
     samples = sorted((proj / "build" / SLUG / "samples").glob("*.eml"))
     assert [p.name for p in samples] == ["1-ada@example.org.eml", "2-marie@example.org.eml",
@@ -98,51 +92,51 @@ def test_dry_run_without_any_state_creates_none(proj: Path) -> None:
     assert not (proj / "outbox").exists()
 
 
-def test_a_real_send_without_the_signing_key_is_refused(proj: Path, server: SMTPServer) -> None:
+def test_a_real_send_without_the_signing_key_is_refused(proj: Path, smtp_server: SMTPServer) -> None:
     r = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=NO_SECRET)
     assert r.returncode == 1
     assert "refusing to send via smtp: NEWSLETTER_SECRET is not set" in r.stderr
     assert "Traceback" not in r.stderr
-    assert server.deliveries == [] and ledger_rows(proj) == []
+    assert smtp_server.deliveries == [] and ledger_rows(proj) == []
 
 
-def test_confirmation_then_send_then_rerun_sends_nothing_more(proj: Path, server: SMTPServer) -> None:
+def test_confirmation_then_send_then_rerun_sends_nothing_more(proj: Path, smtp_server: SMTPServer) -> None:
     _state_with_history(proj)
     no = run(["send", ISSUE, "--backend", "smtp"], cwd=proj, env=SECRET, input="n\n")
     assert no.returncode == 1
     assert "Send to 3 subscribers via smtp? [y/N]" in no.stdout
-    assert server.deliveries == []
+    assert smtp_server.deliveries == []
     yes = run(["send", ISSUE, "--backend", "smtp"], cwd=proj, env=SECRET, input="y\n")
     assert yes.returncode == 0, yes.stderr
     assert "sent 3 · failed 0 · uncertain 0 · suppressed 1 · already sent 1" in yes.stdout
     assert "\r" not in yes.stdout and "\x1b" not in yes.stdout, "plain lines when piped"
-    assert server.counts() == {"ada@example.org": 1, "marie@example.org": 1, "ales@example.org": 1}
+    assert smtp_server.counts() == {"ada@example.org": 1, "marie@example.org": 1, "ales@example.org": 1}
     again = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=SECRET)
     assert again.returncode == 0 and "nothing to send" in again.stdout
-    assert len(server.deliveries) == 3
+    assert len(smtp_server.deliveries) == 3
     status = run(["status", ISSUE], cwd=proj)
     assert status.returncode == 0, status.stderr
     assert "sent 4 · pending 0 · failed 0 · uncertain 0" in status.stdout
     assert "1 on the list are suppressed" in status.stdout
 
 
-def test_test_message_goes_to_one_address_and_is_not_recorded(proj: Path, server: SMTPServer) -> None:
+def test_test_message_goes_to_one_address_and_is_not_recorded(proj: Path, smtp_server: SMTPServer) -> None:
     r = run(["send", ISSUE, "--backend", "smtp", "--to", "Editor@Example.org"], cwd=proj, env=SECRET)
     assert r.returncode == 0, r.stderr
     assert "test message sent to Editor@example.org via smtp" in r.stdout
-    (msg,) = server.messages("editor@example.org")
+    (msg,) = smtp_server.messages("editor@example.org")
     assert msg["Subject"].startswith("[TEST] Brèves de campagne")
-    assert len(server.deliveries) == 1
+    assert len(smtp_server.deliveries) == 1
     assert ledger_rows(proj) == []
     refused = run(["send", ISSUE, "--backend", "smtp", "--to", "nope"], cwd=proj, env=SECRET)
     assert refused.returncode == 1 and "--to nope: not a valid address" in refused.stderr
 
 
-def test_test_message_to_a_suppressed_address_is_refused(proj: Path, server: SMTPServer) -> None:
+def test_test_message_to_a_suppressed_address_is_refused(proj: Path, smtp_server: SMTPServer) -> None:
     _state_with_history(proj)
     r = run(["send", ISSUE, "--backend", "smtp", "--to", "gone@example.org"], cwd=proj, env=SECRET)
     assert r.returncode == 1 and "suppression list" in r.stderr
-    assert server.deliveries == []
+    assert smtp_server.deliveries == []
 
 
 def test_a_refused_reader_makes_the_exit_status_1_and_status_shows_why(tmp_path: Path) -> None:
@@ -167,20 +161,20 @@ def test_a_refused_reader_makes_the_exit_status_1_and_status_shows_why(tmp_path:
         assert server.counts()["marie.curie@example.org"] == 1 and server.counts()["ales@example.org"] == 1
 
 
-def test_bad_subscriber_file_is_one_clear_line_and_nothing_is_sent(proj: Path, server: SMTPServer) -> None:
+def test_bad_subscriber_file_is_one_clear_line_and_nothing_is_sent(proj: Path, smtp_server: SMTPServer) -> None:
     (proj / "subscribers.csv").write_text("name,city\nAda,London\n")
     r = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=SECRET)
     assert r.returncode == 1
     assert r.stderr.strip().startswith("subscribers.csv:1: no 'email' column")
-    assert "Traceback" not in r.stderr and server.deliveries == []
+    assert "Traceback" not in r.stderr and smtp_server.deliveries == []
 
 
-def test_a_second_send_of_the_same_issue_waits_its_turn(proj: Path, server: SMTPServer) -> None:
+def test_a_second_send_of_the_same_issue_waits_its_turn(proj: Path, smtp_server: SMTPServer) -> None:
     with open_store(proj / ".newsletter" / "state.db") as store, store.issue_lock(SLUG):
         r = run(["send", ISSUE, "--backend", "smtp", "--yes"], cwd=proj, env=SECRET)
     assert r.returncode == 1 and f"another `newsletter send` of {SLUG} is running (pid {os.getpid()} on " in r.stderr
     assert " since " in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert server.deliveries == []
+    assert smtp_server.deliveries == []
 
 
 def test_outbox_default_with_only_the_example_config(project: Path) -> None:
@@ -230,7 +224,7 @@ def test_progress_bar_with_rate_and_eta_on_a_terminal(tmp_path: Path) -> None:
     assert "sent 300 · failed 0" in out
 
 
-def test_yes_sends_in_one_read_and_prints_the_same_table_after(proj: Path, server: SMTPServer) -> None:
+def test_yes_sends_in_one_read_and_prints_the_same_table_after(proj: Path, smtp_server: SMTPServer) -> None:
     """--yes skips the counting pass (a million addresses validated twice was a fifth of a big
     send); the table the plan would have shown is printed from what the send itself counted."""
     _state_with_history(proj)
@@ -240,4 +234,4 @@ def test_yes_sends_in_one_read_and_prints_the_same_table_after(proj: Path, serve
     assert "to send 3 suppressed 1 invalid 2 (lines 4, 7) duplicates 1 (line 5) already sent 1" in out
     assert "subscribers.csv:4: email: 'not-an-address': An email address must have an @-sign." in r.stderr
     assert "sent 3 · failed 0 · uncertain 0 · suppressed 1 · already sent 1" in out
-    assert server.counts() == {"ada@example.org": 1, "marie@example.org": 1, "ales@example.org": 1}
+    assert smtp_server.counts() == {"ada@example.org": 1, "marie@example.org": 1, "ales@example.org": 1}

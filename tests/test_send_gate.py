@@ -6,14 +6,14 @@ import re
 from pathlib import Path
 
 from tests.conftest import run
+from tests.tomledit import edit_toml
 
 ISSUE = "issues/2011-11-28-free-ales-bialiatski.yaml"
 
 
 def _real_sender(project: Path) -> None:
     """A real sender domain: the example.org links left in the issue become check errors."""
-    toml = project / "newsletter.toml"
-    toml.write_text(toml.read_text().replace('address = "newsletter@example.org"', 'address = "news@fidh.net"'))
+    edit_toml(project / "newsletter.toml", {"sender.address": "news@fidh.net"})
 
 
 def test_send_refuses_on_check_errors_and_sends_nothing(project: Path) -> None:

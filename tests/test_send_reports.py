@@ -13,21 +13,19 @@ from newsletter.commands.send import _Progress
 from newsletter.deliver.send import SendReport
 from tests.sendgrid_server import SendGridServer, ok, rate_limited, refuse
 from tests.sendkit import address
-from tests.test_sendgrid_send import KEY, ledger, project, send
+from tests.test_sendgrid_send import ledger, project, send
+
+# 25,000 readers: the documented limits are checked, the (slow) schema pass is not
+pytestmark = pytest.mark.sendgrid_server(validate=False, record="emails")
 
 
-@pytest.fixture
-def server() -> SendGridServer:
-    with SendGridServer(api_key=KEY, validate=False, record="emails") as sg:
-        yield sg
-
-
-def test_401_at_request_11_of_25000_reports_what_happened_once(tmp_path: Path, server: SendGridServer) -> None:
-    root = project(tmp_path / "p", server, 25_000, batch_size=None)
-    server.script(*[ok()] * 10, refuse(401, "The provided authorization grant is invalid, expired, or revoked"))
+def test_401_at_request_11_of_25000_reports_what_happened_once(tmp_path: Path, sendgrid_server: SendGridServer) -> None:
+    root = project(tmp_path / "p", sendgrid_server, 25_000, batch_size=None)
+    sendgrid_server.script(*[ok()] * 10,
+                           refuse(401, "The provided authorization grant is invalid, expired, or revoked"))
     code, out, err = send(root)
     assert code == 1
-    assert server.accepted_count == 10_000
+    assert sendgrid_server.accepted_count == 10_000
     # the list was not read to the end: no count of the rows read so far is shown as the list's
     assert "to send" not in out and "12,000 rows" not in out.replace("reading 12,000 rows", "")
     assert "the send stopped after reading 12,000 rows, 48% of the file; the rest was not read" in out
@@ -42,11 +40,11 @@ def test_401_at_request_11_of_25000_reports_what_happened_once(tmp_path: Path, s
     assert (statuses.count("sent"), statuses.count("failed")) == (10_000, 1_000)
 
 
-def test_429_on_every_request_never_claims_a_send(tmp_path: Path, server: SendGridServer) -> None:
-    root = project(tmp_path / "p", server, 1_500, batch_size=None)
-    server.script(*[rate_limited(0.01)] * 11)
+def test_429_on_every_request_never_claims_a_send(tmp_path: Path, sendgrid_server: SendGridServer) -> None:
+    root = project(tmp_path / "p", sendgrid_server, 1_500, batch_size=None)
+    sendgrid_server.script(*[rate_limited(0.01)] * 11)
     code, out, err = send(root)
-    assert code == 1 and server.accepted_count == 0
+    assert code == 1 and sendgrid_server.accepted_count == 0
     assert "sent 0 · failed 1,000" in out
     assert "(0 msg/s)" in out
     assert "sent 1,000" not in out + err
@@ -68,8 +66,8 @@ def test_progress_says_sent_only_for_what_was_sent(capsys: pytest.CaptureFixture
 
 
 def test_a_reader_over_sendgrids_personalization_limit_fails_once_and_no_rerun_is_suggested(
-        tmp_path: Path, server: SendGridServer) -> None:
-    root = project(tmp_path / "p", server, 0, batch_size=None)
+        tmp_path: Path, sendgrid_server: SendGridServer) -> None:
+    root = project(tmp_path / "p", sendgrid_server, 0, batch_size=None)
     with (root / "subscribers.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["email", "name", "language", "city"])
@@ -77,7 +75,7 @@ def test_a_reader_over_sendgrids_personalization_limit_fails_once_and_no_rerun_i
             w.writerow([address(i), f"Reader {i}", "en", "x" * 12_000 if i == 7 else "Minsk"])
     code, out, err = send(root)
     assert code == 1
-    assert server.accepted_count == 24 and address(7) not in server.count_by_email()
+    assert sendgrid_server.accepted_count == 24 and address(7) not in sendgrid_server.count_by_email()
     failed = [line for line in err.splitlines() if line.startswith("failed")]
     assert failed[0].startswith(f"failed {address(7)}: not sent: ")
     assert "over SendGrid's 10,000-byte limit per reader" in failed[0]

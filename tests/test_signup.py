@@ -13,25 +13,12 @@ import pytest
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.signup import make_confirm_token
-from newsletter.config import Config, load_config
+from newsletter.config import Config
 from newsletter.store import open_store
-from tests.webserver import request, serve_in_thread
+from tests.webserver import KEYS, request
 
-KEY = "signup-test-secret-0123456789abcdef"
-KEYS = SigningKeys(KEY.encode(), (), False)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SENT = "Check your inbox"
-
-
-@pytest.fixture
-def config(project: Path) -> Config:
-    return load_config(project / "newsletter.toml")
-
-
-@pytest.fixture
-def port(config: Config) -> int:
-    with serve_in_thread(config, KEYS) as p:
-        yield p
 
 
 def post(port: int, path: str, **fields: str) -> object:
@@ -50,11 +37,11 @@ def confirm_path(message: object, base_url: str) -> str:
     return url[len(base_url):]
 
 
-def test_signup_confirm_and_replay(port: int, config: Config) -> None:
-    form = request(port, "GET", "/subscribe/digest")
+def test_signup_confirm_and_replay(server: int, config: Config) -> None:
+    form = request(server, "GET", "/subscribe/digest")
     assert form.status == 200 and "Subscribe to Viasna digest" in form.text and 'name="website"' in form.text
     assert 'aria-hidden="true"' in form.text and 'lang="en"' in form.text
-    answer = post(port, "/subscribe/digest", email="New.Reader@Example.org", name="New Reader", website="")
+    answer = post(server, "/subscribe/digest", email="New.Reader@Example.org", name="New Reader", website="")
     assert answer.status == 200 and SENT in answer.text
     (msg,) = confirmations(config).values()
     assert str(msg["From"]) == "Viasna <digest@spring96.example.org>"
@@ -64,13 +51,13 @@ def test_signup_confirm_and_replay(port: int, config: Config) -> None:
     with open_store(config) as s:
         assert s.membership("digest", "new.reader@example.org") == "pending"
     for _ in range(2):  # a mail scanner following the link changes nothing
-        page = request(port, "GET", path)
+        page = request(server, "GET", path)
         assert page.status == 200 and '<form method="post">' in page.text and "Yes, subscribe me" in page.text
     with open_store(config) as s:
         assert s.membership("digest", "new.reader@example.org") == "pending"
-    done = request(port, "POST", path, b"", FORM)
+    done = request(server, "POST", path, b"", FORM)
     assert done.status == 200 and "New.Reader@example.org will receive Viasna digest." in done.text
-    again = request(port, "POST", path, b"", FORM)
+    again = request(server, "POST", path, b"", FORM)
     assert again.status == 200 and "already been used" in again.text
     with open_store(config) as s:
         assert s.membership("digest", "new.reader@example.org") == "confirmed"
@@ -80,13 +67,13 @@ def test_signup_confirm_and_replay(port: int, config: Config) -> None:
         assert "127.0.0.1" not in str(s.person("new.reader@example.org"))  # a keyed hash, never the address
 
 
-def test_the_answer_is_the_same_whatever_the_address_state(port: int, config: Config) -> None:
+def test_the_answer_is_the_same_whatever_the_address_state(server: int, config: Config) -> None:
     with open_store(config) as s:
         from newsletter.store import ImportRow
 
         s.import_members("digest", [ImportRow("member@example.org", "", "en", {})], source="test")
         s.suppress("bounced@example.org", "bounced", source="webhook")
-    answers = [post(port, "/subscribe/digest", email=e).text
+    answers = [post(server, "/subscribe/digest", email=e).text
                for e in ("fresh@example.org", "fresh@example.org", "member@example.org", "bounced@example.org")]
     assert len(set(answers)) == 1 and SENT in answers[0]
     assert list(confirmations(config)) == ["fresh@example.org.eml"]  # pending twice: one message per window
@@ -100,52 +87,52 @@ def test_the_answer_is_the_same_whatever_the_address_state(port: int, config: Co
     ({"email": "ok@example.org", "name": "Eve\r\nBcc: victim@example.org"}, "The name must be one line of text."),
     ({"email": "ok@example.org\r\nBcc: victim@example.org"}, "This is not a valid email address"),
 ])
-def test_bad_input_is_a_clear_page_and_stores_nothing(port: int, config: Config, fields: dict[str, str],
+def test_bad_input_is_a_clear_page_and_stores_nothing(server: int, config: Config, fields: dict[str, str],
                                                       problem: str) -> None:
-    r = post(port, "/subscribe/digest", **fields)
+    r = post(server, "/subscribe/digest", **fields)
     assert r.status == 400 and problem in r.text and 'role="alert"' in r.text
     assert confirmations(config) == {}
     with open_store(config) as s:
         assert s.member_counts() == {} and s.count("subscribers") == 0
 
 
-def test_oversized_body_unknown_list_and_honeypot(port: int, config: Config) -> None:
-    big = request(port, "POST", "/subscribe/digest", "email=a%40example.org&name=" + "x" * 100_000, FORM)
+def test_oversized_body_unknown_list_and_honeypot(server: int, config: Config) -> None:
+    big = request(server, "POST", "/subscribe/digest", "email=a%40example.org&name=" + "x" * 100_000, FORM)
     assert big.status == 413
-    assert request(port, "GET", "/subscribe/nope").status == 404
-    bot = post(port, "/subscribe/digest", email="bot@example.org", name="Bot", website="http://spam.example")
+    assert request(server, "GET", "/subscribe/nope").status == 404
+    bot = post(server, "/subscribe/digest", email="bot@example.org", name="Bot", website="http://spam.example")
     assert bot.status == 200 and SENT in bot.text  # the same answer, and nothing behind it
     assert confirmations(config) == {}
     with open_store(config) as s:
         assert s.count("subscribers") == 0
 
 
-def test_tampered_expired_and_foreign_tokens_get_a_clear_page(port: int, config: Config) -> None:
-    post(port, "/subscribe/digest", email="t@example.org")
+def test_tampered_expired_and_foreign_tokens_get_a_clear_page(server: int, config: Config) -> None:
+    post(server, "/subscribe/digest", email="t@example.org")
     path = confirm_path(next(iter(confirmations(config).values())), config.base_url)
     tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
     for bad in (tampered, "/confirm/nonsense", path + "x"):
         for method in ("GET", "POST"):
-            r = request(port, method, bad, b"", FORM)
+            r = request(server, method, bad, b"", FORM)
             assert r.status == 400 and "This link is not valid" in r.text and "sign up again" in r.text.lower()
     old = make_confirm_token(KEYS, "digest", "t@example.org", "2000-01-01T00:00:00.000000Z")
-    r = request(port, "POST", f"/confirm/{old}", b"", FORM)
+    r = request(server, "POST", f"/confirm/{old}", b"", FORM)
     assert r.status == 410 and "This link has expired" in r.text and 'href="/subscribe/digest"' in r.text
     foreign = make_confirm_token(SigningKeys(b"someone-elses-key-0123456789", (), False), "digest", "t@example.org",
                                  "2099-01-01T00:00:00.000000Z")
-    assert request(port, "POST", f"/confirm/{foreign}", b"", FORM).status == 400
+    assert request(server, "POST", f"/confirm/{foreign}", b"", FORM).status == 400
     with open_store(config) as s:
         assert s.membership("digest", "t@example.org") == "pending"
 
 
-def test_200_concurrent_signups_of_one_address(port: int, config: Config) -> None:
+def test_200_concurrent_signups_of_one_address(server: int, config: Config) -> None:
     answers: list[int] = []
     barrier = threading.Barrier(50)
 
     def one() -> None:
         barrier.wait()
         for _ in range(4):
-            answers.append(post(port, "/subscribe/campaigns", email="Same@Example.org").status)
+            answers.append(post(server, "/subscribe/campaigns", email="Same@Example.org").status)
 
     threads = [threading.Thread(target=one) for _ in range(50)]
     for t in threads:

@@ -20,8 +20,10 @@ from newsletter.deliver.backends import get_backend
 from newsletter.deliver.send import SendOptions, SendReport, send_issue
 from newsletter.errors import BackendError
 from newsletter.store import Store, open_store
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
-from tests.smtp_server import SMTPServer, free_port
+from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 
 KEYS = SigningKeys(b"smtp-test-key-0123456789abcdef", (), False)
 
@@ -46,8 +48,8 @@ class Ctx:
         return {e: (s, err) for e, s, err in rows}
 
 
-def project(tmp_path: Path, port: int, n: int, extra_config: str = "") -> Ctx:
-    root = make_project(tmp_path / "p", subscribers=n, smtp_port=port, extra_config=extra_config)
+def project(tmp_path: Path, port: int, n: int) -> Ctx:
+    root = make_project(tmp_path / "p", subscribers=n, smtp_port=port)
     config = load_config(root / "newsletter.toml")
     built = build_issue(root / "issues" / f"{SLUG}.yaml", config, write=False)
     return Ctx(root, config, built, open_store(config.database))
@@ -177,10 +179,8 @@ def test_unreachable_server_stops_before_anyone_is_marked(tmp_path: Path) -> Non
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_login_with_the_password_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with SMTPServer(auth=("news", "s3cret-pass")) as server:
-        ctx = project(tmp_path, server.port, 2, extra_config="")
-        config_text = (ctx.root / "newsletter.toml").read_text()
-        config_text = config_text.replace("timeout = 30", 'timeout = 30\nusername = "news"', 1)
-        (ctx.root / "newsletter.toml").write_text(config_text)
+        ctx = project(tmp_path, server.port, 2)
+        edit_toml(ctx.root / "newsletter.toml", {"smtp.username": "news"})
         ctx.config = load_config(ctx.root / "newsletter.toml")
         monkeypatch.delenv("NEWSLETTER_SMTP_PASSWORD", raising=False)
         with pytest.raises(BackendError, match="NEWSLETTER_SMTP_PASSWORD"):

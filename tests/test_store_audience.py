@@ -4,26 +4,9 @@ test runs against SQLite and a real PostgreSQL server (tests/pg.py), like test_s
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from newsletter.store import ImportCounts, ImportRow, Store, now, open_store
 from newsletter.store.copy import copy_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "state.db")  # type: ignore[operator]
-    return request.getfixturevalue("pg_database")
-
-
-@pytest.fixture
-def store(target: str) -> Iterator[Store]:
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def rows(*people: tuple[str, str]) -> list[ImportRow]:

@@ -23,9 +23,11 @@ from newsletter.store import open_store
 from newsletter.store.postgres import MIGRATIONS
 from tests.conftest import run, single_list
 from tests.pg import PASSWORD, PgServer
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
 from tests.smtp_server import SMTPServer
-from tests.webserver import free_port, one_click, serve_in_process, serve_in_thread
+from tests.tomledit import edit_toml, line_of
+from tests.webserver import one_click, serve_in_process, serve_in_thread
 
 SECRET = "two-machines-signing-key-0123456789abcdef"
 NEXT = "2011-12-05-next"
@@ -33,12 +35,8 @@ NEXT = "2011-12-05-next"
 
 def set_database(root: Path, value: str) -> int:
     """Set the top-level `database` of the project's newsletter.toml; returns its line."""
-    config = root / "newsletter.toml"
-    lines = config.read_text().splitlines()
-    (i,) = [n for n, line in enumerate(lines) if line.startswith("database =")]
-    lines[i] = f'database = "{value}"'
-    config.write_text("\n".join(lines) + "\n")
-    return i + 1
+    edit_toml(root / "newsletter.toml", {"database": value})
+    return line_of(root / "newsletter.toml", "database = ")
 
 
 def _one_line_without_password(r: subprocess.CompletedProcess[str], *secrets: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from newsletter.compose.markdown import to_html, to_text
 from tests.conftest import REPO, run
+from tests.tomledit import edit_toml, line_of
 
 FIDH = {"primary": "#b3001b", "accent": "#b3001b", "font": "Helvetica, Arial, sans-serif", "button_shape": "rounded"}
 VIASNA = {"primary": "#1d4f91", "accent": "#1d4f91", "text": "#1b1b1b", "font": "Georgia, 'Times New Roman', serif",
@@ -23,14 +24,9 @@ LISTS = {"2011-11-28-free-ales-bialiatski": FIDH, "2013-12-10-solidarity-with-al
 def _project(root: Path, theme: dict[str, str]) -> Path:
     root.mkdir(parents=True)
     shutil.copytree(REPO / "issues", root / "issues")
-    toml = (REPO / "newsletter.toml").read_text()
-    lines = "\n".join(f'{k} = "{v}"' if "'" in v else f"{k} = {_q(v)}" for k, v in theme.items())
-    (root / "newsletter.toml").write_text(toml + "\n[theme]\n" + lines + "\n", encoding="utf-8")
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    edit_toml(root / "newsletter.toml", {f"theme.{k}": v for k, v in theme.items()})
     return root
-
-
-def _q(text: str) -> str:
-    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _rgb(hex_colour: str) -> str:
@@ -87,12 +83,13 @@ def test_bad_theme_settings_are_file_line_errors(tmp_path: Path) -> None:
     r = run(["build", "issues/2011-11-28-free-ales-bialiatski.yaml"], cwd=root)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     errors = r.stderr.strip().splitlines()
-    n = len((REPO / "newsletter.toml").read_text().splitlines()) + 3  # a blank line, [theme], then the keys
+    toml = root / "newsletter.toml"
+    line = {key: line_of(toml, f"{key} = ", after="[theme]") for key in ("primary", "button_shape", "font")}
     assert errors == [
-        f"newsletter.toml:{n}: theme.primary: 'red' is not valid: a colour as #rrggbb",
-        f"newsletter.toml:{n + 1}: theme.button_shape: 'round' is not one of: rounded, square, pill; "
+        f"newsletter.toml:{line['primary']}: theme.primary: 'red' is not valid: a colour as #rrggbb",
+        f"newsletter.toml:{line['button_shape']}: theme.button_shape: 'round' is not one of: rounded, square, pill; "
         "did you mean 'rounded'?",
-        f"newsletter.toml:{n + 2}: theme.font: 'Arial; color: red' is not valid: a CSS font stack such as "
+        f"newsletter.toml:{line['font']}: theme.font: 'Arial; color: red' is not valid: a CSS font stack such as "
         "Georgia, serif",
     ]
     assert not (root / "build").exists()

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from newsletter.compose import i18n
 from tests.conftest import run
+from tests.tomledit import DELETE, edit_toml, line_of
 
 DIGEST = "2013-12-10-solidarity-with-ales-bialiatski"
 ORG = "Human Rights Centre “Viasna”"
@@ -30,13 +32,11 @@ def _edition(project: Path, lang: str) -> None:
 
 
 def _set_text(project: Path, value: str) -> int:
-    """Replace the digest's unsubscribe_text with `value` (TOML); returns its line in newsletter.toml."""
+    """Set the digest's unsubscribe_text to `value`, written as this TOML (an inline table stays
+    inline); returns its line in newsletter.toml."""
     toml = project / "newsletter.toml"
-    lines = toml.read_text(encoding="utf-8").splitlines()
-    at = next(i for i, t in enumerate(lines) if t.startswith("unsubscribe_text = "))
-    lines[at] = f"unsubscribe_text = {value}"
-    toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return at + 1
+    edit_toml(toml, {"lists.digest.unsubscribe_text": tomlkit.value(value)})
+    return line_of(toml, "unsubscribe_text = ", after="[lists.digest]")
 
 
 def _built(project: Path, lang: str | None = None) -> tuple[str, str]:
@@ -83,8 +83,9 @@ def test_a_table_written_as_a_sub_table_and_a_regional_edition(project: Path) ->
     """`[lists.digest.unsubscribe_text]` on its own lines; `be` covers a `be-BY` edition (a tag's
     shorter form, as the theme's catalogues do); a table without `en` leaves English translated."""
     toml = project / "newsletter.toml"
-    text = toml.read_text(encoding="utf-8").replace(f'unsubscribe_text = "{CUSTOM_EN}"\n', "")
-    toml.write_text(text + f'\n[lists.digest.unsubscribe_text]\nbe = "{CUSTOM_BE}"\n', encoding="utf-8")
+    edit_toml(toml, {"lists.digest.unsubscribe_text": DELETE})
+    edit_toml(toml, {"lists.digest.unsubscribe_text": {"be": CUSTOM_BE}})  # a dict: a [table] of its own
+    assert "\n[lists.digest.unsubscribe_text]\n" in toml.read_text(encoding="utf-8")
     _edition(project, "be-BY")
     r = run(["build", f"issues/{DIGEST}.yaml"], cwd=project)
     assert r.returncode == 0, r.stderr
@@ -126,9 +127,9 @@ def test_a_bad_value_is_one_line_naming_the_field(project: Path, value: str, fie
 
 def test_a_bad_key_of_a_sub_table_names_its_own_line(project: Path) -> None:
     toml = project / "newsletter.toml"
-    text = toml.read_text(encoding="utf-8").replace(f'unsubscribe_text = "{CUSTOM_EN}"\n', "")
-    toml.write_text(text + f'\n[lists.digest.unsubscribe_text]\nen = "{CUSTOM_EN}"\nbe_XX_1 = "x"\n', encoding="utf-8")
-    line = len(toml.read_text(encoding="utf-8").splitlines())
+    edit_toml(toml, {"lists.digest.unsubscribe_text": DELETE})
+    edit_toml(toml, {"lists.digest.unsubscribe_text": {"en": CUSTOM_EN, "be_XX_1": "x"}})
+    line = line_of(toml, "be_XX_1 = ", after="[lists.digest.unsubscribe_text]")
     r = run(["check", f"issues/{DIGEST}.yaml"], cwd=project)
     assert r.returncode == 1
     assert r.stderr.strip() == (f"newsletter.toml:{line}: lists.digest.unsubscribe_text.be_XX_1: 'be_XX_1' is not "

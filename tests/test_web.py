@@ -12,27 +12,13 @@ import pytest
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_form_nonce, make_token
-from newsletter.config import Config, load_config
+from newsletter.config import Config
 from newsletter.store import open_store
-from tests.conftest import single_list
-from tests.webserver import one_click, request, serve_in_thread
+from tests.webserver import KEYS, OLD, one_click, request, serve_in_thread
 
-KEY = b"current-key-" + b"k" * 32
-OLD = b"rotated-out-key-" + b"o" * 32
-KEYS = SigningKeys(KEY, (OLD,), False)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def config(project: Path) -> Config:
-    single_list(project)  # one list: an unsubscribe is from everything (several lists: tests/test_lists_web.py)
-    return load_config(project / "newsletter.toml")
-
-
-@pytest.fixture
-def server(config: Config) -> Iterator[int]:
-    with serve_in_thread(config, KEYS) as port:
-        yield port
+# one list: an unsubscribe is from everything (several lists: tests/test_lists_web.py)
+pytestmark = pytest.mark.config(one_list=True)
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from newsletter.store import open_store, store_exists
 from tests.conftest import single_list
+from tests.ports import free_port
 from tests.sendkit import SLUG, address, make_project
-from tests.webserver import Answer, free_port, one_click, serve_in_process
+from tests.webserver import Answer, one_click, serve_in_process
 
 SECRET = "concurrency-test-signing-key-0123456789"
 READERS = 2000
@@ -52,20 +53,13 @@ def ledger_sent(database: str) -> int:
         return store.counts(SLUG)["sent"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "project" / ".newsletter" / "state.db")
-    return request.getfixturevalue("pg_database")
-
-
 @pytest.mark.slow
-def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) -> None:
+def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, target: str) -> None:
     smtp_port = free_port()
     project = make_project(tmp_path / "project", subscribers=READERS, smtp_port=smtp_port)
     single_list(project)  # one list: a one-click is from everything
     config = load_config(project / "newsletter.toml")
-    env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": "", "NEWSLETTER_DATABASE": database}
+    env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": "", "NEWSLETTER_DATABASE": target}
     keys = SigningKeys(SECRET.encode(), (), False)
     # the last readers of the list: the send has not reached them when the burst starts
     targets = [address(i) for i in range(READERS - POSTS, READERS)]
@@ -77,13 +71,13 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) ->
     send = None
     try:
         wait_for_port(smtp_port, sink)
-        with serve_in_process(project, {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_DATABASE": database}) as served, \
+        with serve_in_process(project, {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_DATABASE": target}) as served, \
                 send_log.open("w") as out:
             send = subprocess.Popen([sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml",
                                      "--backend", "smtp", "--yes", "--rate", str(RATE)],
                                     cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 30
-            while ledger_sent(database) == 0:  # the send is handing messages off
+            while ledger_sent(target) == 0:  # the send is handing messages off
                 assert send.poll() is None, send_log.read_text()
                 assert time.monotonic() < deadline, "the send never started"
                 time.sleep(0.05)
@@ -100,7 +94,7 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) ->
                 results = list(pool.map(post, targets))
             elapsed = time.perf_counter() - started
             send_was_running = send.poll() is None
-            sent_at_end_of_burst = ledger_sent(database)
+            sent_at_end_of_burst = ledger_sent(target)
             send_rc = send.wait(120)
             serve_output = served.output()
     finally:
@@ -120,7 +114,7 @@ def test_500_one_click_posts_while_a_send_runs(tmp_path: Path, database: str) ->
     for output in (send_output, serve_output):
         assert "locked" not in output.lower() and "Traceback" not in output
 
-    with open_store(database) as store:
+    with open_store(target) as store:
         recorded = {s.email for s in store.all_suppressions() if s.source == "one-click"}
         assert recorded == set(targets)  # every one recorded
         everyone = [address(i) for i in range(READERS)]

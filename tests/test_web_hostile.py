@@ -10,7 +10,6 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,14 @@ import pytest
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import NONCE_MAX_AGE, make_form_nonce, make_token
-from newsletter.config import Config, load_config
+from newsletter.config import Config
 from newsletter.store import open_store
-from tests.conftest import single_list
-from tests.webserver import Served, request, serve_in_process, serve_in_thread
+from tests.tomledit import edit_toml
+from tests.webserver import ENV, KEYS, Served, request, serve_in_process
 
-SECRET = "hostile-test-signing-key-0123456789"
-KEYS = SigningKeys(SECRET.encode(), (), False)
-ENV = {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": ""}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def config(project: Path) -> Config:
-    single_list(project)  # one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
-    return load_config(project / "newsletter.toml")
-
-
-@pytest.fixture
-def server(config: Config) -> Iterator[int]:
-    with serve_in_thread(config, KEYS) as port:
-        yield port
+# one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
+pytestmark = pytest.mark.config(one_list=True)
 
 
 def token(config: Config, email: str = "ada@example.org") -> str:
@@ -237,8 +223,7 @@ def trickle(port: int, head: bytes, drip: bytes, *, every: float = 0.2, give_up:
 
 
 def test_slow_headers_and_slow_bodies_are_cut_off(project: Path, config: Config) -> None:
-    with (project / "newsletter.toml").open("a") as f:
-        f.write("\n[web]\nheader_timeout_seconds = 1\nbody_timeout_seconds = 2\n")
+    edit_toml(project / "newsletter.toml", {"web.header_timeout_seconds": 1, "web.body_timeout_seconds": 2})
     path = f"/unsubscribe/{token(config)}"
     with serve_in_process(project, ENV) as served:
         # slowloris: one header byte at a time, never finishing

@@ -19,8 +19,9 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from tests.conftest import single_list
+from tests.ports import free_port
 from tests.sendkit import make_project
-from tests.webserver import free_port, one_click
+from tests.webserver import one_click
 
 pytestmark = pytest.mark.torture
 

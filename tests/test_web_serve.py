@@ -15,7 +15,8 @@ from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
 from tests.conftest import run, single_list
-from tests.webserver import free_port, one_click, request, serve_in_process
+from tests.ports import free_port
+from tests.webserver import one_click, request, serve_in_process
 
 NEW = "the-new-signing-key-0123456789abcdef"
 OLD = "the-old-signing-key-0123456789abcdef"

@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
-from newsletter.config import Config, load_config
+from newsletter.config import Config
 from newsletter.store import open_store, spool
-from tests.conftest import run, single_list
-from tests.webserver import request, serve_in_process
+from tests.conftest import run
+from tests.webserver import ENV, KEYS, request, serve_in_process
 
-SECRET = "spool-test-signing-key-0123456789abc"
-ENV = {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_OLD_SECRETS": ""}
-KEYS = SigningKeys(SECRET.encode(), (), False)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ISSUE = "issues/2011-11-28-free-ales-bialiatski.yaml"
 HOLD = 20  # seconds the other process holds the write lock: longer than SQLite's 15 s busy timeout
+# one list: an unsubscribe is from everything (several: the last test here, tests/test_lists_web.py)
+pytestmark = pytest.mark.config({"web.db_wait_seconds": 1}, one_list=True)
 
 LOCKER = """
 import sqlite3, sys, time
@@ -64,16 +62,8 @@ def outbox_recipients(project: Path) -> list[str]:
                   for f in (project / "outbox").rglob("*.eml"))
 
 
-@pytest.fixture
-def config(project: Path) -> Config:
-    single_list(project)  # one list: an unsubscribe is from everything (several: tests/test_lists_web.py)
-    with (project / "newsletter.toml").open("a") as f:
-        f.write("\n[web]\ndb_wait_seconds = 1\n")
-    open_store(project / ".newsletter" / "state.db").close()  # the state file exists, as on a live site
-    return load_config(project / "newsletter.toml")
-
-
 def test_one_click_during_a_20s_lock_is_spooled_and_the_next_send_honours_it(project: Path, config: Config) -> None:
+    open_store(config).close()  # the state file exists, as on a live site
     ada = "/unsubscribe/" + make_token(KEYS, "ada@example.org", config.list_id, "en")
     marie = "/unsubscribe/" + make_token(KEYS, "marie.curie@example.org", config.list_id, "fr")
     with serve_in_process(project, ENV) as served:
@@ -118,6 +108,7 @@ def test_one_click_during_a_20s_lock_is_spooled_and_the_next_send_honours_it(pro
 
 
 def test_the_spool_is_honoured_before_it_is_applied_and_applied_once(project: Path, config: Config) -> None:
+    open_store(config).close()  # the state file exists, as on a live site
     spool.append(config.database, " Ada@Example.org ", "one-click")
     with open_store(config, readonly=True) as store:
         assert store.is_suppressed("ada@example.org") and not store.is_suppressed("ales@example.org")

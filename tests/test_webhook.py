@@ -8,21 +8,19 @@ import dataclasses
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.web import create_app
 from newsletter.audience.webhook import ISSUE_ARG, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfigError
 from newsletter.config import Config, load_config
 from newsletter.store import open_store
-from tests.webserver import request, serve_in_thread
+from tests.webserver import KEYS, request, serve_in_thread
 
-KEYS = SigningKeys(b"webhook-tests-key-" + b"k" * 20, (), False)
 ISSUE = "2011-11-28-free-ales"
 
 
@@ -40,16 +38,10 @@ def signed(private: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int | No
             "Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 @pytest.fixture
-def config(project: Path, private_key: ec.EllipticCurvePrivateKey) -> Config:
-    c = load_config(project / "newsletter.toml")
-    return dataclasses.replace(c, sendgrid={**c.sendgrid, "webhook_public_key": public_b64(private_key)},
-                               web={"webhook_max_age_seconds": 300})
+def config(make_config: Callable[..., Config], private_key: ec.EllipticCurvePrivateKey) -> Config:
+    """The example project's, with the webhook's public key (the test's key pair) in [sendgrid]."""
+    return make_config({"sendgrid.webhook_public_key": public_b64(private_key), "web.webhook_max_age_seconds": 300})
 
 
 @pytest.fixture
@@ -61,12 +53,6 @@ def conn(config: Config) -> Iterator[sqlite3.Connection]:
     c = sqlite3.connect(config.database, isolation_level=None)  # raw: what is on disk, and a trigger
     yield c
     c.close()
-
-
-@pytest.fixture
-def server(config: Config, conn: sqlite3.Connection) -> Iterator[int]:
-    with serve_in_thread(config, KEYS) as port:
-        yield port
 
 
 def ev(event: str, email: str, **extra: object) -> dict[str, object]:

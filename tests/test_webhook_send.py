@@ -22,6 +22,7 @@ from newsletter.config import load_config
 from tests.conftest import run
 from tests.sendgrid_server import SendGridServer
 from tests.sendkit import SLUG, make_project
+from tests.tomledit import edit_toml
 from tests.webserver import request, serve_in_thread
 
 API_KEY = "SG.webhook-test-key"
@@ -52,9 +53,7 @@ def test_events_about_a_sendgrid_send_update_its_ledger_and_suppress(tmp_path: P
     with SendGridServer(api_key=API_KEY) as sg:
         root = make_project(tmp_path / "project")
         toml = root / "newsletter.toml"
-        text = toml.read_text().replace('host = "https://api.sendgrid.com"',
-                                        f'host = "{sg.url}"\nwebhook_public_key = "{public}"')
-        toml.write_text(text)
+        edit_toml(toml, {"sendgrid.host": sg.url, "sendgrid.webhook_public_key": public})
         shutil.copy(root / "issues" / f"{SLUG}.yaml", root / "issues" / f"{NEXT}.yaml")
         first = run(["send", f"issues/{SLUG}.yaml", "--backend", "sendgrid", "--yes"], root, env=ENV)
         assert first.returncode == 0, first.stderr

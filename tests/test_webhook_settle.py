@@ -3,27 +3,13 @@ never came): real SQLite state, the webhook's own apply_events."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from newsletter.audience.webhook import ISSUE_ARG, apply_events
 from newsletter.deliver.backends.base import Outcome
 from newsletter.deliver.message import Recipient
-from newsletter.store import Store, open_store
+from newsletter.store import Store
 from newsletter.store.ledger import Ledger
 
 ISSUE = "2011-11-28-test"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The same contract against both stores (a real PostgreSQL server: tests/pg.py)."""
-    target = str(tmp_path / "state.db") if request.param == "sqlite" else request.getfixturevalue("pg_database")
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def test_events_settle_uncertain_readers_and_nobody_else(store: Store) -> None:

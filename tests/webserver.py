@@ -23,6 +23,14 @@ import uvicorn
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.config import Config
+from tests.ports import free_port
+
+#: The signing keys of the app the `server` fixture serves: a current key and a rotated-out
+#: one it still accepts. ENV gives a `newsletter serve` process the same keys.
+KEY = b"current-key-" + b"k" * 32
+OLD = b"rotated-out-key-" + b"o" * 32
+KEYS = SigningKeys(KEY, (OLD,), False)
+ENV = {"NEWSLETTER_SECRET": KEY.decode(), "NEWSLETTER_OLD_SECRETS": OLD.decode()}
 
 
 @dataclass
@@ -34,12 +42,6 @@ class Answer:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, body: bytes | str | list[bytes] | None = None,

@@ -65,10 +65,7 @@ def remount(where: Path, options: str) -> None:
 
 
 def _project(tmp_path: Path, port: int, n: int, database: Path) -> Path:
-    root = make_project(tmp_path / "p", subscribers=n, smtp_port=port)
-    cfg = root / "newsletter.toml"
-    cfg.write_text(cfg.read_text().replace('database = ".newsletter/state.db"', f'database = "{database}"'))
-    return root
+    return make_project(tmp_path / "p", subscribers=n, smtp_port=port, settings={"database": str(database)})
 
 
 def _send(root: Path, *, preexec: object = None) -> subprocess.CompletedProcess[str]:
@@ -256,11 +253,8 @@ def test_ledger_disk_full_during_a_sendgrid_send_then_rerun(tmp_path: Path) -> N
     env = {**ENV, "SENDGRID_API_KEY": key}
     with SendGridServer(key, validate=False, record="emails") as server, tmpfs(tmp_path / "small", 192) as disk:
         database = disk / "state.db"
-        root = make_project(tmp_path / "p", subscribers=n)
-        cfg = root / "newsletter.toml"
-        cfg.write_text(cfg.read_text().replace('database = ".newsletter/state.db"', f'database = "{database}"')
-                       .replace('host = "https://api.sendgrid.com"', f'host = "{server.url}"')
-                       .replace("# batch_size = 500", f"batch_size = {batch}"))
+        root = make_project(tmp_path / "p", subscribers=n, settings={
+            "database": str(database), "sendgrid.host": server.url, "send.batch_size": batch})
 
         def send() -> subprocess.CompletedProcess[str]:
             return subprocess.run([sys.executable, "-m", "newsletter", "send", f"issues/{SLUG}.yaml", "--backend",

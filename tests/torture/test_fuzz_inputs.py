@@ -121,11 +121,6 @@ def _tree(folder: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def config(project: Path) -> Config:
-    return load_config(project / "newsletter.toml")
-
-
 def _check_issue_result(path: Path) -> Issue | None:
     """load_issue: an Issue or an InputError whose lines all name the file; nothing else."""
     with no_hang(20):

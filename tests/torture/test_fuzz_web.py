@@ -45,11 +45,6 @@ SUPPRESSING = {"unsubscribe", "group_unsubscribe", "spamreport", "bounce", "drop
 
 
 @pytest.fixture(scope="module")
-def private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, private_key: ec.EllipticCurvePrivateKey
         ) -> Iterator[tuple[int, Config]]:
     root = tmp_path_factory.mktemp("web")

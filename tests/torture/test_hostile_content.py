@@ -24,6 +24,7 @@ import yaml
 from tests.conftest import run
 from tests.sendkit import SLUG, make_project
 from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 from tests.torture.figures import count
 from tests.torture.hostile import BASE_ISSUE, assert_safe_html
 
@@ -137,8 +138,7 @@ def test_control_characters_in_text_fields_are_refused(project: Path) -> None:
 
 
 def test_crlf_in_config_sender_is_refused(project: Path) -> None:
-    cfg = project / "newsletter.toml"
-    cfg.write_text(cfg.read_text().replace('name = "FIDH"\n', 'name = "FIDH\\r\\nBcc: victim@example.org"\n', 1))
+    edit_toml(project / "newsletter.toml", {"sender.name": "FIDH\r\nBcc: victim@example.org"})
     issue = _issue(project, "ok")
     r = run(["build", issue], cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,9 +37,11 @@ from newsletter.deliver.send import SendOptions, send_issue
 from newsletter.errors import NewsletterError
 from newsletter.store import open_store
 from tests.conftest import run
+from tests.ports import free_port
 from tests.sendgrid_server import SendGridServer, refuse
 from tests.sendkit import SLUG, make_project
-from tests.smtp_server import SMTPServer, free_port
+from tests.smtp_server import SMTPServer
+from tests.tomledit import edit_toml
 from tests.torture.figures import count, scale
 
 pytestmark = pytest.mark.torture
@@ -100,15 +103,13 @@ def test_no_secret_in_anything_a_run_produces(tmp_path: Path) -> None:
     ev = Evidence()
     with SMTPServer(auth=("newsletter", SMTP_PASSWORD), pipelining=True) as smtp, \
             SendGridServer(api_key=SENDGRID_KEY) as sg:
-        root = make_project(tmp_path / "p", subscribers=40, smtp_port=smtp.port)
-        cfg = root / "newsletter.toml"
-        text = cfg.read_text().replace('host = "https://api.sendgrid.com"', f'host = "{sg.url}"')
-        cfg.write_text(text.replace("[smtp]\n", '[smtp]\nusername = "newsletter"\n', 1))
+        root = make_project(tmp_path / "p", subscribers=40, smtp_port=smtp.port,
+                            settings={"sendgrid.host": sg.url, "smtp.username": "newsletter"})
         # one ledger per backend: the ledger is per issue, so a send through one backend
         # would leave nothing for the next
         for name in ("outbox", "smtp", "sendgrid"):
-            (root / f"{name}.toml").write_text(cfg.read_text().replace(
-                'database = ".newsletter/state.db"', f'database = ".newsletter/{name}.db"'))
+            shutil.copy(root / "newsletter.toml", root / f"{name}.toml")
+            edit_toml(root / f"{name}.toml", {"database": f".newsletter/{name}.db"})
 
         _cli(ev, "build", ["build", ISSUE], root)
         _cli(ev, "dry run", ["send", ISSUE, "--dry-run"], root)
@@ -128,8 +129,8 @@ def test_no_secret_in_anything_a_run_produces(tmp_path: Path) -> None:
              env={"SENDGRID_API_KEY": SENDGRID_KEY + "x"}, expect=1)
         dead = free_port()
         broken = root / "broken.toml"
-        broken.write_text(cfg.read_text().replace(f"port = {smtp.port}", f"port = {dead}")
-                          .replace(sg.url, f"http://127.0.0.1:{dead}"))
+        shutil.copy(root / "newsletter.toml", broken)
+        edit_toml(broken, {"smtp.port": dead, "sendgrid.host": f"http://127.0.0.1:{dead}"})
         _cli(ev, "smtp unreachable", ["send", ISSUE, "--backend", "smtp", "--to", "z@example.org",
                                       "--config", str(broken)], root, expect=1)
         if scale() == "full":  # connection refused is retried with backoff: ~15 s

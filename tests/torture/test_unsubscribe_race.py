@@ -43,10 +43,8 @@ def test_unsubscribes_during_a_send_are_honoured(tmp_path: Path) -> None:
     n = size(1000, 10_000)
     rng = random.Random(int(os.environ.get("TORTURE_SEED", "5")))
     with HostileSMTPServer(rates={}, pipelining=True, delay=0.002) as server:
-        root = make_project(tmp_path / "p", subscribers=n, smtp_port=server.port)
-        cfg = root / "newsletter.toml"
-        cfg.write_text(cfg.read_text().replace("# batch_size = 500", f"batch_size = {BATCH}"))
-        config = load_config(cfg)
+        root = make_project(tmp_path / "p", subscribers=n, smtp_port=server.port, settings={"send.batch_size": BATCH})
+        config = load_config(root / "newsletter.toml")
         keys = SigningKeys(SECRET.encode(), (), False)
         gone: set[str] = set()
         with serve_in_thread(config, keys) as port:
