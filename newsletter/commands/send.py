@@ -126,10 +126,11 @@ def _send(issue: Path, dry_run: bool, to: str | None, language: str | None, back
         return
 
     if to:
+        tested = tested_edition(built, language)  # a language without an edition stops before any connection
         store = open_store(config, readonly=True) if store_exists(config) else None
         try:
             with get_backend(backend_name, config) as b:
-                outcome = send_test(built, b, to, keys=keys, store=store, language=language)
+                outcome = send_test(tested, b, to, keys=keys, store=store)
         finally:
             if store is not None:
                 store.close()
@@ -137,7 +138,7 @@ def _send(issue: Path, dry_run: bool, to: str | None, language: str | None, back
         if outcome.status != "sent":
             raise SendError(f"test message to {outcome.email} {outcome.status}: {outcome.detail}")
         where = f" ({outcome.detail})" if backend_name == "outbox" else ""
-        edition = f" (the {tested_edition(built, language).language} edition)" if built.editions else ""
+        edition = f" (the {tested.language} edition)" if built.editions else ""
         click.echo(f"test message{edition} sent to {outcome.email} via {backend_name}{where}; not recorded as a send")
         return
 

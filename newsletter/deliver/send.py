@@ -506,16 +506,15 @@ def tested_edition(built: Built, language: str | None) -> Built:
 
 
 def send_test(built: Built, backend: Backend, address: str, *, keys: SigningKeys,
-              store: Store | None = None, language: str | None = None) -> Outcome:
-    """One message to `address`, subject prefixed [TEST]; never recorded in the ledger. With
-    `language`, the edition a reader of that language gets."""
+              store: Store | None = None) -> Outcome:
+    """One message of `built` (an issue, or the edition `tested_edition` chose) to `address`,
+    subject prefixed [TEST]; never recorded in the ledger."""
     try:
         email = normalise_address(address)
     except ValueError as e:
         raise SendError(f"--to {address}: not a valid address: {e}") from None
     if store is not None and store.is_suppressed(email):
         raise SendError(f"--to {email}: this address is on the suppression list; it is never mailed")
-    built = tested_edition(built, language)
     message = prepare_message(built, test=True)
     maker = RecipientMaker(built, keys, unique_ids=True)
     recipient = maker(Subscriber(email=email, name="", language=built.language, fields={}, line=0))
