@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -217,6 +218,36 @@ def test_handoff_is_announced_before_each_outcome(harness: Harness, config: Conf
     for r in rs:
         assert events.index(("handoff", r.email)) < events.index(("outcome", r.email))
     assert len(events) == 2 * len(rs)
+
+
+def test_a_started_handoff_is_committed_before_the_hand_off(harness: Harness, config: Config,
+                                                            built: Built) -> None:
+    """With a database elsewhere, the mark is started and committed later (the SMTP backend
+    builds its next message meanwhile); each reader's commit must return before the server or
+    service has anything of theirs, and be waited for exactly once."""
+    events: list[tuple[str, ...]] = []
+    rs = recipients(config, 4)
+
+    def start(batch: Sequence[Recipient]) -> Callable[[], None]:
+        events.extend(("started", r.email) for r in batch)
+
+        def committed() -> None:
+            time.sleep(0.05)  # time for anything already handed off to arrive
+            got = harness.received()
+            events.extend(("committed", r.email, str(got[r.email])) for r in batch)
+
+        return committed
+
+    with harness.backend(config) as backend:
+        backend.open(message(built), Hooks(start_handoff=start, outcome=lambda o: events.append(("outcome", o.email))))
+        outcomes = backend.send_messages(rs)
+    assert [o.status for o in outcomes] == ["sent"] * len(rs)
+    assert harness.received() == Counter(r.email for r in rs)
+    for r in rs:
+        assert events.count(("committed", r.email, "0")) == 1, events  # nothing of theirs had arrived
+        assert (events.index(("started", r.email)) < events.index(("committed", r.email, "0"))
+                < events.index(("outcome", r.email)))
+    assert len([e for e in events if e[0] == "committed"]) == len(rs)
 
 
 def test_a_refused_recipient_fails_with_the_remote_words_and_the_rest_go_out(harness: Harness, config: Config,

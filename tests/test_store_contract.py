@@ -86,6 +86,34 @@ def test_one_mark_with_the_previous_readers_outcome(store: Store) -> None:
     assert [(r.email, r.attempts, r.message_id) for r in store.rows("i", "sending")] == [("b@x.org", 2, "<4@x>")]
 
 
+def test_a_started_mark_is_the_same_mark_once_committed(store: Store) -> None:
+    """start_handoff: the SMTP send's mark, committed while the sender builds its next message.
+    Once its call returns the rows are as mark_handoff's; until then the connection is the
+    mark's, so another thread's operation waits instead of colliding with it."""
+    steps = [("a@x.org", None), ("b@x.org", ("a@x.org", "sent", "250 queued as A1", "")),
+             ("c@x.org", ("b@x.org", "failed", "", "550 no such user")), ("b@x.org", ("c@x.org", "sent", "", ""))]
+    for i, (email, outcome) in enumerate(steps):
+        committed = store.start_handoff("i", "smtp", [(email, f"<{i}@x>")], [outcome] if outcome else [])
+        if committed is not None:
+            committed()
+    assert store.statuses("i", ["a@x.org", "b@x.org", "c@x.org"]) == {
+        "a@x.org": "sent", "b@x.org": "sending", "c@x.org": "sent"}
+    assert [(r.email, r.attempts, r.message_id) for r in store.rows("i", "sending")] == [("b@x.org", 2, "<3@x>")]
+    (a, c) = store.rows("i", "sent")
+    assert (a.remote_id, a.message_id, c.message_id) == ("250 queued as A1", "<0@x>", "<2@x>")
+
+    committed = store.start_handoff("i", "smtp", [("d@x.org", "<4@x>")], [("b@x.org", "sent", "", "")])
+    seen: list[dict[str, int]] = []
+    other = threading.Thread(target=lambda: seen.append(store.counts("i")))
+    other.start()
+    if committed is not None:  # in flight (PostgreSQL): the other thread waits for it
+        other.join(0.3)
+        assert other.is_alive() and seen == []
+        committed()
+    other.join(10)
+    assert seen == [{"sending": 1, "sent": 3, "failed": 0, "uncertain": 0}]
+
+
 def test_many_keys_are_looked_up_in_chunks(store: Store) -> None:
     keys = [f"r{i:05d}@x.org" for i in range(12_345)]
     store.record_outcomes("big", "outbox", [(k, "sent", "", "") for k in keys[::2]])

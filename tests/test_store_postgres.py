@@ -14,12 +14,16 @@ import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from newsletter.audience.secrets import SigningKeys
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.store import open_store
+from newsletter.deliver.backends.base import Outcome
+from newsletter.deliver.message import Recipient
+from newsletter.store import DatabaseError, open_store
+from newsletter.store.ledger import Ledger
 from newsletter.store.postgres import MIGRATIONS
 from tests.conftest import run, single_list
 from tests.pg import PASSWORD, PgServer
@@ -145,6 +149,35 @@ def test_serve_reconnects_after_the_database_restarts(tmp_path: Path, pg_server:
     with open_store(url) as store:
         recorded = {s.email for s in store.all_suppressions()}
     assert recorded == {"before@example.org"} | {f"after{i}@example.org" for i, s in enumerate(statuses) if s == 200}
+
+
+def test_a_mark_in_flight_when_the_server_goes_fails_in_one_line_and_keeps_its_outcome(pg_database: str) -> None:
+    """The SMTP send's mark is sent, then waited for after the next message is built: a
+    server that goes in between makes the wait raise (so the "." is never written), in one
+    line without the password, and the earlier reader's outcome it carried is kept for the
+    next write, not lost."""
+    url = pg_database
+    with open_store(url) as store:
+        ledger = Ledger(store, "i", "smtp")
+        ledger.mark_sending([Recipient("a@x.org", None, {}, "<1@x>", "")])
+        ledger.record_one(Outcome("a@x.org", "sent", "250 ok"))
+        with psycopg.connect(url, autocommit=True) as other, other.transaction():
+            other.execute("SELECT 1 FROM ledger WHERE email = 'a@x.org' FOR UPDATE")  # the mark must wait
+            committed = ledger.start_sending([Recipient("b@x.org", None, {}, "<2@x>", "")])
+            assert committed is not None
+            waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            deadline = time.monotonic() + 10
+            while not (pids := other.execute(waiting).fetchall()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(pids) == 1
+            other.execute("SELECT pg_terminate_backend(%s)", pids[0])  # its server goes away
+            with pytest.raises(DatabaseError) as e:
+                committed()
+        message = str(e.value)
+        assert "\n" not in message and PASSWORD not in message and "cannot write" in message, message
+        assert store.statuses("i", ["a@x.org", "b@x.org"]) == {"a@x.org": "sending"}  # reconnects
+        ledger.flush()
+        assert store.statuses("i", ["a@x.org", "b@x.org"]) == {"a@x.org": "sent"}
 
 
 def test_commits_are_asynchronous_unless_the_url_asks_for_durable_ones(pg_database: str) -> None:

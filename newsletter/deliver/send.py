@@ -419,7 +419,7 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path | None, sto
 
     try:
         # connects: a wrong host or password stops here, before anyone is marked
-        backend.open(message, Hooks(handoff=ledger.mark_sending, outcome=on_outcome))
+        backend.open(message, Hooks(start_handoff=ledger.start_sending, outcome=on_outcome))
         for batch in _batches(rows, options.batch_size):
             statuses = ledger.statuses(s.email for s in batch)
             todo: list[Recipient] = []

@@ -27,7 +27,7 @@ dialects differ), named operations on `Store`, the table in db.TABLES and sql.CO
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from threading import RLock
@@ -74,6 +74,10 @@ class Store(Protocol):
     # the ledger (see ledger.py for the rule that makes a kill at any moment safe)
     def mark_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
                      outcomes: Sequence[tuple[str, str, str, str]] = ()) -> None: ...
+    def start_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
+                      outcomes: Sequence[tuple[str, str, str, str]] = ()) -> Callable[[], None] | None:
+        """mark_handoff, perhaps still in flight: None if committed, else a call that waits for it."""
+        ...
     def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[tuple[str, str, str, str]]) -> None: ...
     def mark_sent(self, issue: str, email: str, *, backend: str = "", remote_id: str = "") -> None: ...
     def mark_failed(self, issue: str, email: str, error: str, *, backend: str = "") -> None: ...

@@ -28,7 +28,7 @@ with PostgreSQL it is one round trip and the server's commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from newsletter.store.db import STATUSES, Row, email_key
@@ -86,6 +86,30 @@ class Ledger:
             except BaseException:
                 self._put_back(pending)
                 raise
+
+    def start_sending(self, recipients: Sequence[Recipient]) -> Callable[[], None] | None:
+        """`mark_sending` begun: None when it is committed already, else a call that returns once
+        it is (and raises if it failed). The hand-off waits for that call; what the sender does
+        meanwhile (build its next message) overlaps the database's commit."""
+        handoffs = [(email_key(r.email), r.message_id) for r in recipients]
+        with self.lock:
+            pending = self._take()
+            try:
+                wait = self.store.start_handoff(self.issue, self.backend, handoffs, pending)
+            except BaseException:
+                self._put_back(pending)
+                raise
+        if wait is None:
+            return None
+
+        def committed() -> None:
+            try:
+                wait()
+            except BaseException:
+                self._put_back(pending)
+                raise
+
+        return committed
 
     def record(self, outcomes: Iterable[Outcome], *, flush: bool = False) -> None:
         """Buffer backend outcomes; they are committed with the next mark, or now if `flush`."""

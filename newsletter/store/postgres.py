@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from newsletter.store.audience import AUDIENCE_SCHEMA
 from newsletter.store.bounces import POSTGRES_MIGRATION
@@ -119,6 +121,20 @@ INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created
 VALUES (%(issue)s, %(m_email)s, 'sending', %(backend)s, %(m_id)s, 1, %(stamp)s, %(stamp)s)
 {_MARK_UPSERT}
 """
+#: _HANDOFF_ONE with libpq's own placeholders, prepared once per connection under this name, for
+#: the mark that is started now and waited for later (`start_handoff`)
+_HANDOFF_STARTED = b"newsletter_handoff"
+_HANDOFF_ONE_NAMES = ("issue", "backend", "stamp", "o_email", "o_status", "o_remote", "o_error", "m_email", "m_id")
+
+
+def _positional(sql: str, names: Sequence[str]) -> bytes:
+    """`%(name)s` placeholders as libpq's `$n::text`, in the order of `names`."""
+    for i, name in enumerate(names, 1):
+        sql = sql.replace(f"%({name})s", f"${i}::text")
+    return sql.encode()
+
+
+_HANDOFF_ONE_PQ = _positional(_HANDOFF_ONE, _HANDOFF_ONE_NAMES)
 _MIGRATION_LOCK = 0x6E6577736C657474  # "newslett": the advisory lock migrations take
 CONNECT_TIMEOUT = 10
 
@@ -134,6 +150,7 @@ class PostgresStore(SqlStore):
         self._password = password
         self._url = url
         self._held = 0  # issue locks held on this connection: it must not be replaced under them
+        self._prepared: pq.abc.PGconn | None = None  # the libpq connection _HANDOFF_STARTED is prepared on
         super().__init__(self._connect(name), name)
         try:
             version = self.schema_version()
@@ -212,6 +229,47 @@ class PostgresStore(SqlStore):
                 "o_email": [o[0] for o in outcomes], "o_status": [o[1] for o in outcomes],
                 "o_remote": [o[2] for o in outcomes], "o_error": [o[3] for o in outcomes],
                 "m_email": [m[0] for m in marks], "m_id": [m[1] for m in marks]})
+
+    def start_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
+                      outcomes: Sequence[OutcomeRow] = ()) -> Callable[[], None] | None:
+        """`mark_handoff`, sent now and waited for by the returned call, so the sender does its
+        own work (the next message) while the server commits. The SMTP send's one mark and one
+        outcome only; anything else is committed at once (returns None). Until the call
+        returns, the connection is this mark's: the store's lock stays held."""
+        if len(handoffs) != 1 or len(outcomes) > 1 or (outcomes and outcomes[0][0] == handoffs[0][0]):
+            self.mark_handoff(issue, backend, handoffs, outcomes)
+            return None
+        self.lock.acquire()
+        try:
+            if self._depth:  # part of a bigger transaction: it decides
+                self.mark_handoff(issue, backend, handoffs, outcomes)
+                self.lock.release()
+                return None
+            self._ready()
+            pg = self._conn.pgconn
+            if self._prepared is not pg:
+                _check(pg.prepare(_HANDOFF_STARTED, _HANDOFF_ONE_PQ))
+                self._prepared = pg
+            (o_email, o_status, o_remote, o_error), = outcomes or ((None, None, None, None),)
+            encoding = self._conn.info.encoding
+            values = (issue, backend, now(), o_email, o_status, o_remote, o_error, handoffs[0][0], handoffs[0][1])
+            pg.send_query_prepared(_HANDOFF_STARTED, [None if v is None else v.encode(encoding) for v in values])
+        except self.errors as e:
+            self.lock.release()
+            raise self._fail("write", e) from None
+        except BaseException:
+            self.lock.release()
+            raise
+
+        def committed() -> None:
+            try:
+                _check(_result(pg))
+            except self.errors as e:
+                raise self._fail("write", e) from None
+            finally:
+                self.lock.release()
+
+        return committed
 
     def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[OutcomeRow]) -> None:
         if outcomes:
@@ -354,6 +412,26 @@ class PostgresStore(SqlStore):
 def _last_per_reader(outcomes: Sequence[OutcomeRow]) -> list[OutcomeRow]:
     """One outcome per reader, the latest (an upsert may touch a row once per statement)."""
     return list({o[0]: o for o in outcomes}.values())
+
+
+def _result(pg: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    """Wait for the answer to the command sent on `pg` and read it to the end."""
+    while True:
+        pg.consume_input()  # raises OperationalError when the server has gone
+        if not pg.is_busy():
+            break
+        select.select([pg.socket], [], [])
+    result = pg.get_result()
+    while pg.get_result() is not None:
+        pass
+    return result
+
+
+def _check(result: pq.abc.PGresult | None) -> None:
+    """Raise the server's error for a failed command (as psycopg.Error, like any other)."""
+    if result is None or result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        message = result.error_message.decode("utf-8", "replace") if result is not None else "no answer"
+        raise psycopg.OperationalError(message.strip() or "the command failed")
 
 
 def _check_version(name: str, version: int) -> None:

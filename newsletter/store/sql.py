@@ -14,7 +14,7 @@ and then either all of the batch is written or none of it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,13 @@ class SqlStore(BounceOps, AudienceSql):
             self._write_outcomes(issue, backend, outcomes, stamp)
             if handoffs:
                 self._many(_UPSERT_SENDING, [(issue, key, backend, mid, stamp, stamp) for key, mid in handoffs])
+
+    def start_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
+                      outcomes: Sequence[OutcomeRow] = ()) -> Callable[[], None] | None:
+        """`mark_handoff` begun; returns None when it is committed already (here: always), or a
+        call that waits for the commit (a database elsewhere, PostgreSQL)."""
+        self.mark_handoff(issue, backend, handoffs, outcomes)
+        return None
 
     def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[OutcomeRow]) -> None:
         """Commit backend answers: `sent` or `failed` (or `uncertain`) with the remote id / error."""

@@ -11,11 +11,12 @@ service refuses every request), carrying in `BackendError.outcomes` what it sett
 that; the send loop then stops, and what was already reported stays recorded.
 
 The send loop's `Hooks` are passed to `open()`. Every backend calls `self.handoff(...)`
-right before a hand-off becomes irrevocable (SMTP: before the final "." of DATA; an HTTP
-API: before the request; the outbox: before the file is renamed into place) and
-`self.done(outcome)` as soon as each outcome is known. The ledger marks exactly those
-recipients `sending` and records each outcome as it comes, so a kill at any moment leaves
-at most the hand-offs in flight `uncertain` (see store/ledger.py).
+(or `self.start_handoff(...)` and then the call it returns) right before a hand-off becomes
+irrevocable (SMTP: before the final "." of DATA; an HTTP API: before the request; the
+outbox: before the file is renamed into place) and `self.done(outcome)` as soon as each
+outcome is known. The ledger marks exactly those recipients `sending` and records each
+outcome as it comes, so a kill at any moment leaves at most the hand-offs in flight
+`uncertain` (see store/ledger.py).
 """
 
 from __future__ import annotations
@@ -57,12 +58,15 @@ class Hooks:
     """What the send loop wants to hear during one open() session (outside a send: nothing).
 
     `handoff(recipients)` must return (its write committed) before their hand-off becomes
-    irrevocable; if it raises, the backend must not hand them off. `outcome(o)` may be
-    called from a backend's own threads.
+    irrevocable; if it raises, the backend must not hand them off. `start_handoff`, when
+    given, is used instead: it starts that write and returns None if it is committed already,
+    else a call that returns once it is (or raises), so a backend can build its next message
+    while a database elsewhere commits. `outcome(o)` may be called from a backend's own threads.
     """
 
     handoff: Callable[[Sequence[Recipient]], None] = _nothing
     outcome: Callable[[Outcome], None] = _nothing
+    start_handoff: Callable[[Sequence[Recipient]], Callable[[], None] | None] | None = None
 
 
 NO_HOOKS = Hooks()
@@ -107,7 +111,18 @@ class Backend(ABC):
 
     def handoff(self, recipients: Sequence[Recipient]) -> None:
         """Backends call this just before `recipients` can no longer be taken back."""
-        self.hooks.handoff(recipients)
+        committed = self.start_handoff(recipients)
+        if committed is not None:
+            committed()
+
+    def start_handoff(self, recipients: Sequence[Recipient]) -> Callable[[], None] | None:
+        """`handoff` for a backend with work of its own to do meanwhile: None if the write is
+        committed, else a call the backend must make once, before the hand-off (it returns
+        when the write is committed, or raises)."""
+        if self.hooks.start_handoff is None:
+            self.hooks.handoff(recipients)
+            return None
+        return self.hooks.start_handoff(recipients)
 
     def done(self, outcome: Outcome) -> Outcome:
         """Backends call this with each outcome as soon as it is known."""

@@ -25,6 +25,7 @@ an unfinished message); after it, the reader is `uncertain` (0 or 1 copies).
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
 import socket
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from newsletter.audience.secrets import SMTP_PASSWORD_VAR, env_secret
 from newsletter.config import Config
@@ -41,6 +43,7 @@ from newsletter.deliver.message import PreparedMessage, Recipient
 from newsletter.errors import BackendError
 
 MAX_BACKOFF = 60.0
+_T = TypeVar("_T")
 
 
 class _Retry(Exception):
@@ -287,7 +290,9 @@ class _Connection:
                 self.drop()
                 retry.append((k, f"connection lost while sending the message: {e}"))
                 return outcomes, retry, k + 1
-            self.handoff(todo[k])  # committed in the ledger before the server can take it
+            # committed in the ledger before the server can take it; a database elsewhere
+            # commits while we build the next message
+            ahead = self.handoff(todo[k], functools.partial(wire, k + 1) if k + 1 < n else None)
             try:
                 if not _send_dot(smtp.sock, dot):  # type: ignore[arg-type]
                     self.drop()
@@ -298,8 +303,8 @@ class _Connection:
                 return outcomes, retry, k + 1
             prev = k
             k += 1
-            # build the next message while the server takes this one (the wait releases the GIL)
-            ready = wire(k) if k < n else None
+            # else build the next message while the server takes this one (the wait releases the GIL)
+            ready = ahead if ahead is not None else wire(k) if k < n else None
         if prev is not None:
             try:
                 code, msg = smtp.getreply()
@@ -309,12 +314,22 @@ class _Connection:
             settle(prev, code, msg)
         return outcomes, retry, n
 
-    def handoff(self, r: Recipient) -> None:
-        """Tell the ledger; if it cannot record (disk full, locked), cut the connection. It is
+    def handoff(self, r: Recipient, meanwhile: Callable[[], _T] | None = None) -> _T | None:
+        """Tell the ledger, and return once it has committed. While a database elsewhere
+        (PostgreSQL) commits, run `meanwhile` and return what it made; when the write was
+        committed at once (SQLite), return None and leave `meanwhile` to the caller.
+
+        If the ledger cannot record (disk full, locked, server gone), cut the connection. It is
         mid-DATA: a polite QUIT would be read as message text and wait out the timeout, while
         a cut connection makes the server discard the unfinished message."""
         try:
-            self.b.handoff([r])
+            committed = self.b.start_handoff([r])
+            if committed is None:
+                return None
+            try:
+                return meanwhile() if meanwhile is not None else None
+            finally:
+                committed()
         except BaseException:
             self.drop()
             raise
