@@ -204,10 +204,13 @@ class SqlStore(BounceOps, AudienceSql):
             return dict(self._among("SELECT email, status FROM ledger WHERE issue = ?", (issue,), "email", keys))
 
     def sent_among(self, issue: str, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` (email_key()s) that are `sent`."""
+        """Those of `keys` (email_key()s) that are `sent`. Looked up by the primary key (issue,
+        email) and filtered here: with `AND status = 'sent'` in the query, PostgreSQL's planner,
+        without statistics on a ledger that grows under the send, read the (issue, status)
+        index instead, every sent row once per batch (a 200,000 send: 73 s of 89)."""
         with self._reading():
-            return {r[0] for r in self._among("SELECT email FROM ledger WHERE issue = ? AND status = 'sent'",
-                                              (issue,), "email", list(keys))}
+            return {email for email, status in self._among("SELECT email, status FROM ledger WHERE issue = ?",
+                                                           (issue,), "email", list(keys)) if status == "sent"}
 
     def counts(self, issue: str) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
