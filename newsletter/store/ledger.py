@@ -22,7 +22,9 @@ Cost: outcomes are buffered and written in the same transaction as the next `sen
 mark (or at the end of each batch), so a message costs one small commit, and after a kill
 at most one message per connection is left `uncertain`. With SQLite in WAL mode and
 synchronous=NORMAL that commit is a write() into the WAL, no fsync (measured at 70-130 us);
-with PostgreSQL it is one round trip and the server's commit.
+with PostgreSQL it is one round trip and the server's commit, which the SMTP send overlaps
+with building its next message (`start_sending`): the mark is sent, the message built, and
+the commit waited for before the final ".".
 """
 
 from __future__ import annotations

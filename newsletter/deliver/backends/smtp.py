@@ -18,7 +18,8 @@ What each answer means for the reader:
                                    -> uncertain: the server may have taken it. Not retried.
 
 The ledger is told (`handoff`, a committed write) after the message's content is written
-and right before the final "." -- the moment after which the server may deliver. A kill
+and right before the final "." -- the moment after which the server may deliver. A database
+elsewhere (PostgreSQL) commits while the next message is built; the "." waits for it. A kill
 or a dropped connection before it leaves the reader unsent (resent: the server discards
 an unfinished message); after it, the reader is `uncertain` (0 or 1 copies).
 """
