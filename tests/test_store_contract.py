@@ -114,6 +114,21 @@ def test_a_started_mark_is_the_same_mark_once_committed(store: Store) -> None:
     assert seen == [{"sending": 1, "sent": 3, "failed": 0, "uncertain": 0}]
 
 
+def test_a_send_is_resumed_once_anyone_has_the_issue(store: Store) -> None:
+    """Ledger.resumed decides whether the list is checked against `sent_among` chunk by chunk:
+    not for a first send, nor after hand-offs that were not (yet) sent; yes after one sent."""
+    from newsletter.store.ledger import Ledger
+
+    ledger = Ledger(store, "i", "smtp")
+    assert not ledger.resumed()
+    store.mark_handoff("i", "smtp", [("a@x.org", "<1@x>")])
+    store.record_outcomes("i", "smtp", [("b@x.org", "failed", "", "550 no")])
+    store.mark_sent("other-issue", "c@x.org")
+    assert not ledger.resumed()
+    store.mark_sent("i", "a@x.org")
+    assert ledger.resumed() and ledger.sent_among(["a@x.org", "b@x.org"]) == {"a@x.org"}
+
+
 def test_many_keys_are_looked_up_in_chunks(store: Store) -> None:
     keys = [f"r{i:05d}@x.org" for i in range(12_345)]
     store.record_outcomes("big", "outbox", [(k, "sent", "", "") for k in keys[::2]])

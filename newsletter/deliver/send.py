@@ -171,7 +171,7 @@ def make_plan(built: Built, subscribers: Path | None, store: Store | None, *,
     ledger = Ledger(store, built.slug) if store is not None else None
     rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
                          default_language=built.language, stats=plan.stats, display=display or str(subscribers),
-                         skip=ledger.sent_among if ledger is not None else None)
+                         skip=ledger.sent_among if ledger is not None and ledger.resumed() else None)
     links = _link_fields(built)
     for batch in _batches(rows, DEFAULT_BATCH):
         statuses = ledger.statuses(s.email for s in batch) if ledger is not None else {}
@@ -398,7 +398,7 @@ def send_issue(built: Built, options: SendOptions, subscribers: Path | None, sto
     maker = RecipientMaker(built, keys)
     rows = read_audience(subscribers, store if from_store else None, built.config.list_key,
                          default_language=built.language, stats=report.stats, display=display or str(subscribers),
-                         skip=ledger.sent_among)
+                         skip=ledger.sent_among if ledger.resumed() else None)
     reported: set[str] = set()  # outcomes the backend gave through done(), not yet returned to us
 
     def on_outcome(outcome: Outcome) -> None:  # may be called from a backend's sender thread

@@ -65,6 +65,12 @@ class Ledger:
         """Those of `keys` (email_key()s) that are `sent`."""
         return self.store.sent_among(self.issue, keys)
 
+    def resumed(self) -> bool:
+        """Has anyone had this issue already? Only then is it worth asking, chunk by chunk of
+        the list, who has (`sent_among`): a first send would ask a million times for nothing
+        (the send loop's own check, `statuses`, decides either way)."""
+        return bool(self.store.rows(self.issue, "sent", limit=1))
+
     def counts(self) -> dict[str, int]:
         return self.store.counts(self.issue)
 
