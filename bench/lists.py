@@ -65,10 +65,11 @@ def _signups(ctx: Context, server: Any) -> list[Row]:
 
 def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
     """Signups/s beside one-click unsubscribes/s, through one `serve` with the state in `kind`."""
-    from bench.web import _free_port, _wait, post_all
+    from bench.web import _wait, post_all
     from newsletter.audience.secrets import SigningKeys
     from newsletter.audience.tokens import make_token
     from newsletter.config import load_config
+    from tests.ports import free_port
 
     n = ctx.size(3_000, 100)
     runs = ctx.repeat(3, 1)
@@ -77,7 +78,7 @@ def _signup_rate(ctx: Context, kind: str, url: str) -> Row:
     database = url or str(config.database)
     keys = SigningKeys(SECRET.encode(), (), False)
     batch = iter(range(2 * runs))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*newsletter_cmd(), "serve", "--port", str(port)], cwd=root,
                             env=bench_env(NEWSLETTER_DATABASE=database),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -194,10 +194,11 @@ def _status(ctx: Context, new_database: Callable[[], str], install: bool) -> lis
 
 
 def _web(ctx: Context, new_database: Callable[[], str], install: bool) -> list[Row]:
-    from bench.web import CONNECTIONS, _free_port, _load, _wait
+    from bench.web import CONNECTIONS, _load, _wait
     from newsletter.audience.secrets import SigningKeys
     from newsletter.audience.tokens import make_token
     from newsletter.config import load_config
+    from tests.ports import free_port
 
     n = ctx.size(10_000, 300)
     runs = ctx.repeat(3, 1)
@@ -209,7 +210,7 @@ def _web(ctx: Context, new_database: Callable[[], str], install: bool) -> list[R
     batch = iter(range(2 * runs))
     try:
         for database in (url, lite):
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen([*newsletter_cmd(), "serve", "--port", str(port)], cwd=root,
                                     env=bench_env(NEWSLETTER_DATABASE=database),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

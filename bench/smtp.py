@@ -36,16 +36,11 @@ from bench.harness import (
     newsletter_cmd,
     project,
 )
+from tests.ports import free_port
 
 NAME = "smtp"
 GOAL = 0.6
 SENDER = "newsletter@example.org"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sink:

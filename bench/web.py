@@ -34,6 +34,7 @@ from bench.harness import (
     python,
     stop,
 )
+from tests.ports import free_port
 
 NAME = "web"
 CONNECTIONS = 32
@@ -53,12 +54,6 @@ async def unsubscribe(request):
 
 app = Starlette(routes=[Route("/unsubscribe/{token}", unsubscribe, methods=["POST"])])
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -120,7 +115,7 @@ def run(ctx: Context, *, install: bool = True) -> list[Row]:
     config = load_config(root / "newsletter.toml")
     keys = SigningKeys(SECRET.encode(), (), False)
     env = bench_env()
-    ours_port, ref_port = _free_port(), _free_port()
+    ours_port, ref_port = free_port(), free_port()
     ours = subprocess.Popen([*newsletter_cmd(), "serve", "--port", str(ours_port)], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ref = subprocess.Popen([python(), "-m", "uvicorn", "bench_reference_app:app", "--port", str(ref_port),
