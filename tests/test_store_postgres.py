@@ -180,6 +180,18 @@ def test_a_mark_in_flight_when_the_server_goes_fails_in_one_line_and_keeps_its_o
         assert store.statuses("i", ["a@x.org", "b@x.org"]) == {"a@x.org": "sent"}
 
 
+def test_a_started_mark_survives_its_statement_being_deallocated(pg_database: str) -> None:
+    """The started mark is a statement prepared once per connection; psycopg sends DEALLOCATE
+    ALL after a ROLLBACK or DROP on the same connection, and the next mark must still be written."""
+    with open_store(pg_database) as store:
+        for i, email in enumerate(["a@x.org", "b@x.org"]):
+            committed = store.start_handoff("i", "smtp", [(email, f"<{i}@x>")])
+            assert committed is not None
+            committed()
+            store._conn.execute("DEALLOCATE ALL")  # noqa: SLF001 - what psycopg does after a rollback
+        assert store.statuses("i", ["a@x.org", "b@x.org"]) == {"a@x.org": "sending", "b@x.org": "sending"}
+
+
 def test_commits_are_asynchronous_unless_the_url_asks_for_durable_ones(pg_database: str) -> None:
     """The default trades the last instant before a server crash for speed, as SQLite's
     synchronous=NORMAL does; the URL's options choose a durable commit per hand-off."""

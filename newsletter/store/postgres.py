@@ -124,6 +124,7 @@ VALUES (%(issue)s, %(m_email)s, 'sending', %(backend)s, %(m_id)s, 1, %(stamp)s, 
 #: _HANDOFF_ONE with libpq's own placeholders, prepared once per connection under this name, for
 #: the mark that is started now and waited for later (`start_handoff`)
 _HANDOFF_STARTED = b"newsletter_handoff"
+_NO_SUCH_STATEMENT = b"26000"  # SQLSTATE invalid_sql_statement_name
 _HANDOFF_ONE_NAMES = ("issue", "backend", "stamp", "o_email", "o_status", "o_remote", "o_error", "m_email", "m_id")
 
 
@@ -247,13 +248,11 @@ class PostgresStore(SqlStore):
                 return None
             self._ready()
             pg = self._conn.pgconn
-            if self._prepared is not pg:
-                _check(pg.prepare(_HANDOFF_STARTED, _HANDOFF_ONE_PQ))
-                self._prepared = pg
             (o_email, o_status, o_remote, o_error), = outcomes or ((None, None, None, None),)
             encoding = self._conn.info.encoding
-            values = (issue, backend, now(), o_email, o_status, o_remote, o_error, handoffs[0][0], handoffs[0][1])
-            pg.send_query_prepared(_HANDOFF_STARTED, [None if v is None else v.encode(encoding) for v in values])
+            values = [None if v is None else v.encode(encoding) for v in (
+                issue, backend, now(), o_email, o_status, o_remote, o_error, handoffs[0][0], handoffs[0][1])]
+            self._send_handoff(pg, values)
         except self.errors as e:
             self.lock.release()
             raise self._fail("write", e) from None
@@ -263,7 +262,14 @@ class PostgresStore(SqlStore):
 
         def committed() -> None:
             try:
-                _check(_result(pg))
+                result = _result(pg)
+                if result is not None and result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT:
+                    # psycopg sends DEALLOCATE ALL after a ROLLBACK or DROP on this connection,
+                    # which takes our statement too: prepare it again (nothing was written)
+                    self._prepared = None
+                    self._send_handoff(pg, values)
+                    result = _result(pg)
+                _check(result)
             except self.errors as e:
                 raise self._fail("write", e) from None
             finally:
@@ -274,6 +280,13 @@ class PostgresStore(SqlStore):
     def record_outcomes(self, issue: str, backend: str, outcomes: Sequence[OutcomeRow]) -> None:
         if outcomes:
             self.mark_handoff(issue, backend, (), outcomes)
+
+    def _send_handoff(self, pg: pq.abc.PGconn, values: list[bytes | None]) -> None:
+        """Send _HANDOFF_ONE's prepared statement (preparing it first on a new connection)."""
+        if self._prepared is not pg:
+            _check(pg.prepare(_HANDOFF_STARTED, _HANDOFF_ONE_PQ))
+            self._prepared = pg
+        pg.send_query_prepared(_HANDOFF_STARTED, values)
 
     # --- suppressions: one statement per address (an unsubscribe is one round trip) ----------
 
