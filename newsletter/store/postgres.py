@@ -26,6 +26,7 @@ Same tables and the same statements as SQLite (sql.py); what is PostgreSQL's own
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import select
 import socket
@@ -94,17 +95,19 @@ _OUTCOME_UPSERT = """ON CONFLICT (issue, email) DO UPDATE SET status = excluded.
         last_error = excluded.last_error, backend = excluded.backend, updated_at = excluded.updated_at"""
 _MARK_UPSERT = """ON CONFLICT (issue, email) DO UPDATE SET status = 'sending', backend = excluded.backend,
     message_id = excluded.message_id, attempts = ledger.attempts + 1, updated_at = excluded.updated_at"""
+#: many marks and outcomes (a SendGrid request's thousand readers): the rows travel as JSON,
+#: which Python's json writes in C; psycopg adapts text[] lists element by element in Python
+#: (a third of the client's CPU for a thousand marks and a thousand outcomes, 10 ms vs 4 ms)
 _HANDOFF = f"""
 WITH outcome AS (
     INSERT INTO ledger (issue, email, status, backend, remote_id, last_error, attempts, created_at, updated_at)
     SELECT %(issue)s, o.email, o.status, %(backend)s, o.remote, o.error, 1, %(stamp)s, %(stamp)s
-    FROM unnest(%(o_email)s::text[], %(o_status)s::text[], %(o_remote)s::text[], %(o_error)s::text[])
-        AS o(email, status, remote, error)
+    FROM json_to_recordset(%(outcomes)s::json) AS o(email text, status text, remote text, error text)
     {_OUTCOME_UPSERT}
 )
 INSERT INTO ledger (issue, email, status, backend, message_id, attempts, created_at, updated_at)
 SELECT %(issue)s, m.email, 'sending', %(backend)s, m.message_id, 1, %(stamp)s, %(stamp)s
-FROM unnest(%(m_email)s::text[], %(m_id)s::text[]) AS m(email, message_id)
+FROM json_to_recordset(%(marks)s::json) AS m(email text, message_id text)
 {_MARK_UPSERT}
 """
 #: the SMTP send's every message: one mark and at most one outcome (the message before it), as
@@ -201,7 +204,9 @@ class PostgresStore(SqlStore):
         self._conn.execute("BEGIN")
 
     def _in(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
-        return f"{column} = ANY(?)", [list(values)]
+        """The values as one JSON array (see _HANDOFF: psycopg adapts a list in Python), still
+        an index lookup: `= ANY` of an array the server builds once for the query."""
+        return f"{column} = ANY(ARRAY(SELECT json_array_elements_text(?::json)))", [json.dumps(list(values))]
 
     # --- the ledger's hot path: one statement, one round trip per commit ---------------------
 
@@ -227,9 +232,9 @@ class PostgresStore(SqlStore):
         with self._one_statement():
             self._conn.execute(_HANDOFF, {
                 "issue": issue, "backend": backend, "stamp": stamp,
-                "o_email": [o[0] for o in outcomes], "o_status": [o[1] for o in outcomes],
-                "o_remote": [o[2] for o in outcomes], "o_error": [o[3] for o in outcomes],
-                "m_email": [m[0] for m in marks], "m_id": [m[1] for m in marks]})
+                "outcomes": json.dumps([{"email": e, "status": st, "remote": r, "error": err}
+                                        for e, st, r, err in outcomes]),
+                "marks": json.dumps([{"email": e, "message_id": mid} for e, mid in marks])})
 
     def start_handoff(self, issue: str, backend: str, handoffs: Sequence[tuple[str, str]],
                       outcomes: Sequence[OutcomeRow] = ()) -> Callable[[], None] | None:
