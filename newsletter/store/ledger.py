@@ -86,14 +86,9 @@ class Ledger:
     def mark_sending(self, recipients: Sequence[Recipient]) -> None:
         """Commit `sending` for these recipients now (with any buffered outcomes): call it
         right before their hand-off becomes irrevocable."""
-        handoffs = [(email_key(r.email), r.message_id) for r in recipients]
-        with self.lock:
-            pending = self._take()
-            try:
-                self.store.mark_handoff(self.issue, self.backend, handoffs, pending)
-            except BaseException:
-                self._put_back(pending)
-                raise
+        committed = self.start_sending(recipients)
+        if committed is not None:
+            committed()
 
     def start_sending(self, recipients: Sequence[Recipient]) -> Callable[[], None] | None:
         """`mark_sending` begun: None when it is committed already, else a call that returns once
